@@ -1,0 +1,1 @@
+"""Composition root: settings, logging, CLI. The only place that wires concrete classes."""

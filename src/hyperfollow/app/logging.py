@@ -1,0 +1,37 @@
+"""structlog configuration. Secrets never reach a log line: values of sensitive keys are redacted."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+_SENSITIVE = ("secret", "private_key", "privkey", "password", "api_key", "signature", "mnemonic")
+
+
+def redact_secrets(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """structlog processor: replace the value of any key that looks sensitive."""
+    for key in list(event):
+        if any(word in key.lower() for word in _SENSITIVE):
+            event[key] = "***"
+    return event
+
+
+def configure_logging(level: str = "INFO", json_output: bool = False) -> None:
+    """Configure structlog once for the process (stderr, ISO timestamps, bound context)."""
+    renderer: Any = structlog.processors.JSONRenderer() if json_output else structlog.dev.ConsoleRenderer()
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            redact_secrets,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )

@@ -1,0 +1,488 @@
+"""Seeded synthetic market: realistic per-coin price paths and order-book quotes.
+
+Pure and deterministic: the same seed gives the same paths, whatever the caller's chunking of time.
+Each coin draws from its own PCG64 streams, derived from the seed and the coin name, so adding or
+removing a coin never changes the others.
+
+The model of one coin, per fixed step ``dt``::
+
+    x    += (trend - sigma^2 / 2) dt + sigma sqrt(dt) z           efficient log-price
+    x    += jump                                                  Poisson jumps, N(0, jump_scale)
+    m     = a m + b eps                                           OU microstructure deviation
+    ref   = exp(x + m)                                            traded reference price
+
+``sigma`` follows a calm / normal / stormy Markov chain (dwell times of hours), ``trend`` follows
+trend episodes (up, down or flat, lasting hours). The OU innovations ``eps`` are drawn
+``imbalance_lead_steps`` ahead: the book ``imbalance`` shows their sum plus noise, so it leads the
+reference price the way a real order-book imbalance leads the mid. Everything is plain float math
+on pre-drawn batches of normals: a step costs well under a microsecond of arithmetic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import NamedTuple, Protocol
+
+import numpy as np
+from numpy.random import PCG64, Generator, SeedSequence
+
+from hyperfollow.domain.rules import MAX_SIG_FIGS, Instrument
+
+DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
+BPS = 1e-4
+DEFAULT_STEP_MS = 100
+_NORMALS_PER_STEP = 3  # diffusion, future micro innovation, imbalance noise
+_BATCH = _NORMALS_PER_STEP * 2048
+_IMBALANCE_GAIN = 0.9
+# Embedded jump chain of the volatility regimes: row = from, column = to (no self-transitions).
+REGIME_TRANSITIONS: tuple[tuple[float, float, float], ...] = (
+    (0.0, 0.85, 0.15),
+    (0.55, 0.0, 0.45),
+    (0.25, 0.75, 0.0),
+)
+
+
+class Regime(IntEnum):
+    """Volatility regime of a coin."""
+
+    CALM = 0
+    NORMAL = 1
+    STORMY = 2
+
+
+_REGIMES = (Regime.CALM, Regime.NORMAL, Regime.STORMY)
+
+
+@dataclass(frozen=True, slots=True)
+class CoinModel:
+    """Parameters of one coin's synthetic path and book (fractions are of price, times as named)."""
+
+    coin: str
+    start_px: float
+    daily_vol: float = 0.04  # long-run average daily volatility of the log-price
+    jump_rate_per_day: float = 2.0
+    jump_scale: float = 0.006  # std of a jump's log size
+    regime_vol_mult: tuple[float, float, float] = (0.55, 1.0, 2.2)  # relative, renormalised
+    regime_mean_hours: tuple[float, float, float] = (5.0, 4.0, 1.5)
+    trend_mean_hours: float = 4.0
+    trend_strength: float = 1.5  # |drift| per day during a trend episode, in units of daily_vol
+    trend_prob: float = 0.6  # share of episodes that trend (the rest are flat)
+    micro_bps: float = 4.0  # stationary std of the microstructure deviation
+    micro_halflife_s: float = 20.0
+    imbalance_lead_steps: int = 30  # how many future micro innovations the imbalance reveals
+    imbalance_info: float = 0.65  # in [0, 1]: weight of the future innovations in the imbalance
+    half_spread_bps: float = 2.0
+    level_step_bps: float = 1.5
+    base_size_usd: float = 10_000.0
+
+
+_DEFAULT_TABLE: tuple[tuple[str, float, float, float, float, float, float, float, float], ...] = (
+    # coin, start_px, daily_vol, jumps/day, jump_scale, micro_bps, half_spread_bps, level_step_bps, size_usd
+    ("BTC", 95_000.0, 0.03, 2.0, 0.004, 3.0, 1.0, 0.75, 60_000.0),
+    ("ETH", 3_500.0, 0.04, 2.0, 0.005, 3.5, 1.25, 1.0, 40_000.0),
+    ("SOL", 180.0, 0.055, 2.5, 0.007, 5.0, 2.0, 1.5, 15_000.0),
+    ("HYPE", 35.0, 0.07, 3.0, 0.01, 7.0, 3.0, 2.0, 10_000.0),
+    ("xyz:TSLA", 250.0, 0.035, 1.0, 0.01, 5.0, 4.0, 2.5, 5_000.0),
+    ("xyz:NVDA", 180.0, 0.03, 1.0, 0.008, 4.0, 4.0, 2.5, 5_000.0),
+    ("PURR/USDC", 0.19, 0.08, 3.0, 0.015, 12.0, 12.0, 6.0, 2_000.0),
+)
+
+DEFAULT_MODELS: dict[str, CoinModel] = {
+    coin: CoinModel(
+        coin,
+        px,
+        vol,
+        jumps,
+        jump_scale,
+        micro_bps=micro,
+        half_spread_bps=half,
+        level_step_bps=step,
+        base_size_usd=size,
+    )
+    for coin, px, vol, jumps, jump_scale, micro, half, step, size in _DEFAULT_TABLE
+}
+
+
+class CoinState(NamedTuple):
+    """One coin after a step: ``trend`` = efficient drift per day (log units), ``imbalance`` in [-1, 1]."""
+
+    ts_ms: int
+    ref_px: float
+    efficient_px: float
+    imbalance: float
+    regime: Regime
+    trend: float
+
+
+# --------------------------------------------------------------------------- seeding and regimes
+
+
+def coin_seed_sequence(seed: int, coin: str) -> SeedSequence:
+    """The root seed sequence of ``coin``: depends only on the seed and the coin's name."""
+    if seed < 0:
+        raise ValueError(f"seed must be non-negative, got {seed}")
+    name_key = int.from_bytes(hashlib.blake2b(coin.encode(), digest_size=8).digest(), "big")
+    return SeedSequence([seed, name_key])
+
+
+def stationary_regime_shares(model: CoinModel) -> tuple[float, float, float]:
+    """Long-run share of time spent in each regime (embedded-chain stationary law x mean dwell)."""
+    p = np.array(REGIME_TRANSITIONS)
+    eigvals, eigvecs = np.linalg.eig(p.T)
+    nu = np.real(eigvecs[:, int(np.argmin(np.abs(eigvals - 1.0)))])
+    weights = np.abs(nu) * np.array(model.regime_mean_hours)
+    shares = weights / weights.sum()
+    return (float(shares[0]), float(shares[1]), float(shares[2]))
+
+
+def _normalised_mults(model: CoinModel) -> tuple[float, float, float]:
+    """Regime multipliers scaled so the time-averaged variance equals ``daily_vol**2``."""
+    shares = stationary_regime_shares(model)
+    mean_sq = sum(s * v * v for s, v in zip(shares, model.regime_vol_mult, strict=True))
+    k = 1.0 / math.sqrt(mean_sq)
+    a, b, c = model.regime_vol_mult
+    return (a * k, b * k, c * k)
+
+
+# --------------------------------------------------------------------------- one coin
+
+
+class PricePath:
+    """The price path of one coin. Advance it with ``step`` / ``advance``; it never reads a clock."""
+
+    def __init__(self, model: CoinModel, seed: int, start_ms: int = 0) -> None:
+        noise_seq, event_seq = coin_seed_sequence(seed, model.coin).spawn(2)
+        self.model = model
+        self._noise = Generator(PCG64(noise_seq))
+        self._events = Generator(PCG64(event_seq))
+        self._mults = _normalised_mults(model)
+        self._micro_sigma = model.micro_bps * BPS
+        self._info = min(1.0, max(0.0, model.imbalance_info))
+        self._ts = start_ms
+        self._x = math.log(model.start_px)
+        self._m = 0.0
+        self._buf: list[float] = []
+        self._i = 0
+        lead = max(1, model.imbalance_lead_steps)
+        self._fut: list[float] = self._noise.standard_normal(lead).tolist()
+        self._head = 0
+        self._fsum = math.fsum(self._fut)
+        self._last_noise = 0.0
+        self._dt_ms = 0
+        self._coef = (0.0, 0.0, 0.0, 0.0)  # dt_days, sqrt(dt_days), a, b per unit of vol multiplier
+        self.jumps = 0
+        self.regime_switches = 0
+        self._init_events(start_ms)
+        self._state = self._make_state()
+
+    def _init_events(self, start_ms: int) -> None:
+        ev = self._events
+        shares = stationary_regime_shares(self.model)
+        self._regime = _REGIMES[self._pick(shares)]
+        self._next_regime = start_ms + ev.exponential(self.model.regime_mean_hours[self._regime] * HOUR_MS)
+        self._trend = 0.0
+        self._next_trend = float(start_ms)
+        self._new_trend()
+        rate = self.model.jump_rate_per_day
+        self._next_jump = start_ms + ev.exponential(DAY_MS / rate) if rate > 0 else math.inf
+        self._next_event = min(self._next_regime, self._next_trend, self._next_jump)
+
+    @property
+    def state(self) -> CoinState:
+        """The state after the last step (or the initial state)."""
+        return self._state
+
+    @property
+    def ts_ms(self) -> int:
+        """Simulated time of the path."""
+        return self._ts
+
+    def set_price(self, px: float) -> CoinState:
+        """Move the reference price to ``px`` now (an operator's shock); the path continues from there."""
+        if not px > 0 or not math.isfinite(px):
+            raise ValueError(f"price must be positive and finite, got {px}")
+        self._x = math.log(px) - self._m
+        self._state = self._make_state()
+        return self._state
+
+    def step(self, dt_ms: int) -> CoinState:
+        """Advance one step of ``dt_ms`` milliseconds."""
+        return self.advance(1, dt_ms)
+
+    def advance(self, n_steps: int, dt_ms: int) -> CoinState:
+        """Advance ``n_steps`` steps of ``dt_ms`` each; same result as calling ``step`` n times."""
+        if dt_ms <= 0:
+            raise ValueError(f"dt_ms must be positive, got {dt_ms}")
+        if n_steps <= 0:
+            return self._state
+        dt_days, sq, a, b_unit = self._coefficients(dt_ms)
+        ts, x, m, i, buf = self._ts, self._x, self._m, self._i, self._buf
+        fut, head, fsum, lead = self._fut, self._head, self._fsum, len(self._fut)
+        sig = self.model.daily_vol * self._mults[self._regime]
+        drift, diff, b = (
+            (self._trend - 0.5 * sig * sig) * dt_days,
+            sig * sq,
+            b_unit * self._mults[self._regime],
+        )
+        for _ in range(n_steps):
+            ts += dt_ms
+            if ts >= self._next_event:
+                self._x = x
+                self._handle_events(ts)
+                x = self._x
+                sig = self.model.daily_vol * self._mults[self._regime]
+                drift, diff = (self._trend - 0.5 * sig * sig) * dt_days, sig * sq
+                b = b_unit * self._mults[self._regime]
+            if i >= len(buf):
+                buf, i = self._refill(), 0
+                fsum = math.fsum(fut)  # bound the running sum's rounding drift
+            x += drift + diff * buf[i]
+            old = fut[head]
+            fut[head] = new = buf[i + 1]
+            head = head + 1 if head + 1 < lead else 0
+            fsum += new - old
+            m = a * m + b * old
+            i += _NORMALS_PER_STEP
+        self._ts, self._x, self._m, self._i, self._head, self._fsum = ts, x, m, i, head, fsum
+        self._last_noise = buf[i - 1]
+        self._state = self._make_state()
+        return self._state
+
+    # ----------------------------------------------------------------- internals
+
+    def _coefficients(self, dt_ms: int) -> tuple[float, float, float, float]:
+        if dt_ms != self._dt_ms:
+            dt_days = dt_ms / DAY_MS
+            a = math.exp(-dt_ms * math.log(2.0) / (self.model.micro_halflife_s * 1000.0))
+            self._coef = (dt_days, math.sqrt(dt_days), a, self._micro_sigma * math.sqrt(1.0 - a * a))
+            self._dt_ms = dt_ms
+        return self._coef
+
+    def _refill(self) -> list[float]:
+        self._buf = self._noise.standard_normal(_BATCH).tolist()
+        return self._buf
+
+    def _make_state(self) -> CoinState:
+        signal = self._fsum / math.sqrt(len(self._fut))
+        info = self._info
+        raw = info * signal + math.sqrt(1.0 - info * info) * self._last_noise
+        return CoinState(
+            self._ts,
+            math.exp(self._x + self._m),
+            math.exp(self._x),
+            math.tanh(_IMBALANCE_GAIN * raw),
+            self._regime,
+            self._trend,
+        )
+
+    def _pick(self, probs: tuple[float, ...]) -> int:
+        u = float(self._events.random())
+        acc = 0.0
+        for k, p in enumerate(probs):
+            acc += p
+            if u < acc:
+                return k
+        return len(probs) - 1
+
+    def _handle_events(self, ts: int) -> None:
+        """Apply every regime switch, trend change and jump due at or before ``ts``, in time order."""
+        ev = self._events
+        while self._next_event <= ts:
+            if self._next_regime == self._next_event:
+                self._regime = _REGIMES[self._pick(REGIME_TRANSITIONS[self._regime])]
+                self._next_regime += ev.exponential(self.model.regime_mean_hours[self._regime] * HOUR_MS)
+                self.regime_switches += 1
+            elif self._next_trend == self._next_event:
+                self._new_trend()
+            else:
+                self._x += self.model.jump_scale * float(ev.standard_normal())
+                self._next_jump += ev.exponential(DAY_MS / self.model.jump_rate_per_day)
+                self.jumps += 1
+            self._next_event = min(self._next_regime, self._next_trend, self._next_jump)
+
+    def _new_trend(self) -> None:
+        ev, model = self._events, self.model
+        if float(ev.random()) < model.trend_prob:
+            direction = 1.0 if float(ev.random()) < 0.5 else -1.0
+            size = model.trend_strength * model.daily_vol * math.exp(0.35 * float(ev.standard_normal()))
+            self._trend = direction * size
+        else:
+            self._trend = 0.0
+        self._next_trend += ev.exponential(model.trend_mean_hours * HOUR_MS)
+
+
+# --------------------------------------------------------------------------- all coins
+
+
+class SyntheticMarket:
+    """All coins of the venue, stepped on a fixed grid of ``step_ms`` from ``start_ms``."""
+
+    def __init__(
+        self,
+        models: Mapping[str, CoinModel],
+        seed: int,
+        start_ms: int,
+        step_ms: int = DEFAULT_STEP_MS,
+    ) -> None:
+        if step_ms <= 0:
+            raise ValueError(f"step_ms must be positive, got {step_ms}")
+        self.seed = seed
+        self.step_ms = step_ms
+        self._now = start_ms
+        self._paths: dict[str, PricePath] = {}
+        for coin, model in models.items():
+            if coin != model.coin:
+                raise ValueError(f"model key {coin!r} does not match model.coin {model.coin!r}")
+            self._paths[coin] = PricePath(model, seed, start_ms)
+
+    @property
+    def now_ms(self) -> int:
+        """Time of the last completed step (always on the step grid)."""
+        return self._now
+
+    def coins(self) -> list[str]:
+        """Coins in the order they were given."""
+        return list(self._paths)
+
+    def path(self, coin: str) -> PricePath:
+        """The path of one coin (KeyError for an unknown coin)."""
+        return self._paths[coin]
+
+    def states(self) -> dict[str, CoinState]:
+        """Current state of every coin."""
+        return {coin: p.state for coin, p in self._paths.items()}
+
+    def advance_to(self, ts_ms: int) -> dict[str, CoinState]:
+        """Step every coin up to the last grid point at or before ``ts_ms`` (never backwards)."""
+        n = (ts_ms - self._now) // self.step_ms
+        if n > 0:
+            for p in self._paths.values():
+                p.advance(n, self.step_ms)
+            self._now += n * self.step_ms
+        return self.states()
+
+    def set_price(self, coin: str, px: float) -> CoinState:
+        """Move one coin's reference price to ``px`` now; its path continues from there."""
+        return self._paths[coin].set_price(px)
+
+    def add_coin(self, model: CoinModel) -> CoinState:
+        """List a new coin starting now at ``model.start_px``; the other coins are unaffected."""
+        if model.coin in self._paths:
+            raise ValueError(f"coin {model.coin!r} already listed")
+        path = PricePath(model, self.seed, self._now)
+        self._paths[model.coin] = path
+        return path.state
+
+
+# --------------------------------------------------------------------------- quotes on the grid
+
+
+class UniformSource(Protocol):
+    """Anything with ``random() -> float`` in [0, 1): ``random.Random`` or ``numpy.random.Generator``."""
+
+    def random(self) -> float: ...
+
+
+def _grid_step(ticks: int, px_decimals: int) -> int:
+    """Spacing of valid prices around ``ticks`` (5 significant figures, integers always valid)."""
+    excess = len(str(ticks)) - MAX_SIG_FIGS
+    return 10 ** min(excess, px_decimals) if excess > 0 else 1
+
+
+def valid_ticks_floor(ticks: int, px_decimals: int) -> int:
+    """Largest valid price (in ticks) at or below ``ticks``; 0 when there is none."""
+    if ticks <= 0:
+        return 0
+    step = _grid_step(ticks, px_decimals)
+    return ticks - ticks % step
+
+
+def valid_ticks_ceil(ticks: int, px_decimals: int) -> int:
+    """Smallest valid price (in ticks) at or above ``ticks`` (a carry to a power of ten is valid)."""
+    ticks = max(ticks, 1)
+    step = _grid_step(ticks, px_decimals)
+    return -(-ticks // step) * step
+
+
+def build_quotes(
+    inst: Instrument,
+    ref_px: float,
+    imbalance: float,
+    *,
+    levels: int = 20,
+    half_spread_bps: float,
+    level_step_bps: float,
+    base_size_usd: float,
+    rng: UniformSource | None = None,
+    depth_growth: float = 0.35,
+    skew: float = 0.8,
+) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """A market maker's ladder around ``ref_px``: (bids, asks) of (price_ticks, size_lots), best first.
+
+    Level ``i`` sits ``half_spread_bps + i * level_step_bps`` from the reference, rounded onto the
+    venue grid (bids down, asks up, one tick further when rounding would merge two levels). Depth grows
+    by ``depth_growth`` per level; bids are scaled by ``1 + skew * imbalance`` and asks by
+    ``1 - skew * imbalance`` (``skew`` < 1 keeps both positive); ``rng`` adds +-40 % size jitter.
+    Fewer levels are returned only when a bid would fall to a price of zero.
+    """
+    if not ref_px > 0 or not math.isfinite(ref_px):
+        raise ValueError(f"ref_px must be positive and finite, got {ref_px}")
+    imb = min(1.0, max(-1.0, imbalance))
+    bid_px = _ladder(inst.px_decimals, ref_px, half_spread_bps, level_step_bps, levels, side=-1, prev=0)
+    best_bid = bid_px[0] if bid_px else 0
+    ask_px = _ladder(inst.px_decimals, ref_px, half_spread_bps, level_step_bps, levels, side=1, prev=best_bid)
+    sizes = (inst.px_decimals, inst.sz_decimals, base_size_usd, depth_growth, rng)
+    bids = _with_sizes(bid_px, 1.0 + skew * imb, *sizes)
+    asks = _with_sizes(ask_px, 1.0 - skew * imb, *sizes)
+    return bids, asks
+
+
+def _ladder(
+    px_dec: int, ref_px: float, half_bps: float, step_bps: float, levels: int, side: int, prev: int
+) -> list[int]:
+    """Level prices in ticks, strictly moving away from the reference (side -1 bids, +1 asks).
+
+    ``prev`` is the price the first ask must exceed (the best bid); ignored for bids.
+    """
+    ref_ticks = ref_px * 10**px_dec
+    out: list[int] = []
+    for i in range(levels):
+        target = ref_ticks * (1.0 + side * (half_bps + i * step_bps) * BPS)
+        if side < 0:
+            t = valid_ticks_floor(math.floor(target), px_dec)
+            if out and t >= prev:
+                t = valid_ticks_floor(prev - 1, px_dec)
+            if t <= 0:
+                break
+        else:
+            t = valid_ticks_ceil(math.ceil(target), px_dec)
+            if t <= prev:
+                t = valid_ticks_ceil(prev + 1, px_dec)
+        out.append(t)
+        prev = t
+    return out
+
+
+def _with_sizes(
+    prices: list[int],
+    factor: float,
+    px_dec: int,
+    sz_dec: int,
+    base_usd: float,
+    growth: float,
+    rng: UniformSource | None,
+) -> list[tuple[int, int]]:
+    px_scale, lot_scale = 10**px_dec, 10**sz_dec
+    out = []
+    for i, t in enumerate(prices):
+        usd = base_usd * factor * (1.0 + growth * i)
+        if rng is not None:
+            usd *= 0.6 + 0.8 * rng.random()
+        lots = int(usd * px_scale * lot_scale / t)
+        out.append((t, max(1, lots)))
+    return out

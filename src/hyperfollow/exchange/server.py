@@ -1,0 +1,288 @@
+"""HTTP + WebSocket server of the embedded exchange: `POST /info`, `POST /exchange`, `GET /ws` on one
+port (as the SDK expects), the operator API under `/sim/`, and `GET /health`.
+
+Error bodies follow what the SDK can parse: 4xx with plain text, business errors as HTTP 200 envelopes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from aiohttp import WSMsgType, web
+
+from hyperfollow.exchange.embedded import AdminError, EmbeddedExchange
+from hyperfollow.exchange.info import BadRequest
+from hyperfollow.exchange.ratelimit import IpWeightLimiter, exchange_weight, info_weight
+from hyperfollow.exchange.ws import Connection, WsHub
+
+log = structlog.get_logger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class ServerLimits:
+    """The venue's limits; ``None`` switches one off (load tests)."""
+
+    ip_weight_per_min: int | None = 1200
+    ws_max_users_per_ip: int | None = 10
+
+
+def _text(status: int, text: str) -> web.Response:
+    return web.Response(status=status, text=text, content_type="text/plain")
+
+
+def _json(payload: Any) -> web.Response:
+    return web.Response(body=json.dumps(payload, separators=(",", ":")), content_type="application/json")
+
+
+class ExchangeServer:
+    """aiohttp application around an ``EmbeddedExchange``."""
+
+    def __init__(
+        self, exchange: EmbeddedExchange, limits: ServerLimits | None = None, tick_ms: int = 100
+    ) -> None:
+        self.exchange = exchange
+        self.limits = limits or ServerLimits()
+        self.tick_ms = tick_ms
+        exchange.engine.outbox = []
+        self.hub = WsHub(exchange.engine, exchange.info_api, self.limits.ws_max_users_per_ip)
+        self.limiter = IpWeightLimiter(self.limits.ip_weight_per_min or 0)
+        self.app = web.Application(middlewares=[self._normalize_path])
+        self.app.add_routes([
+            web.post("/info", self.handle_info), web.post("/exchange", self.handle_exchange),
+            web.get("/ws", self.handle_ws), web.get("/health", self.handle_health),
+            web.post("/sim/fund", self.handle_fund), web.post("/sim/price", self.handle_price),
+            web.post("/sim/advance", self.handle_advance), web.post("/sim/vault", self.handle_vault),
+            web.get("/sim/traders", self.handle_traders),
+        ])  # fmt: skip
+        self.app.on_startup.append(self._start_ticker)
+        self.app.on_cleanup.append(self._stop_ticker)
+        self._ticker: asyncio.Task[None] | None = None
+
+    @web.middleware
+    async def _normalize_path(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """A base URL with a trailing slash makes the SDK post to `//info`: serve it anyway."""
+        if request.path.startswith("//"):
+            request = request.clone(rel_url=request.rel_url.with_path("/" + request.path.lstrip("/")))
+            match = await self.app.router.resolve(request)
+            return await match.handler(request)
+        return await handler(request)
+
+    # ------------------------------------------------------------------ market ticker
+
+    async def _start_ticker(self, _app: web.Application) -> None:
+        self._ticker = asyncio.create_task(self._tick_loop())
+
+    async def _stop_ticker(self, _app: web.Application) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+
+    async def _tick_loop(self) -> None:
+        while True:
+            try:
+                if not self.exchange.clock.stepped:
+                    self.exchange.step()
+                self.hub.flush(market_step=True)
+            except Exception:  # the market must keep running; a bug is logged, not fatal
+                log.exception("exchange.step_failed")
+            await asyncio.sleep(self.tick_ms / 1000)
+
+    # ------------------------------------------------------------------ venue API
+
+    def _ip(self, request: web.Request) -> str:
+        return request.remote or "unknown"
+
+    def _allow(self, request: web.Request, weight: int) -> bool:
+        return self.limits.ip_weight_per_min is None or self.limiter.try_spend(self._ip(request), weight)
+
+    async def _body(self, request: web.Request) -> Any:
+        raw = await request.read()
+        try:
+            return json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise BadRequest("Failed to parse the request body as JSON") from None
+
+    async def handle_info(self, request: web.Request) -> web.Response:
+        try:
+            body = await self._body(request)
+            kind = body.get("type") if isinstance(body, dict) else None
+            if not self._allow(request, info_weight(str(kind))):
+                return _text(429, "Too many requests: the IP's weight budget (1200/min) is spent.")
+            result = self.exchange.info(body)
+        except BadRequest as exc:
+            return _text(422, str(exc))
+        return _json(result)
+
+    async def handle_exchange(self, request: web.Request) -> web.Response:
+        try:
+            body = await self._body(request)
+            action = body.get("action") if isinstance(body, dict) else None
+            batch = action.get("orders") or action.get("cancels") or [] if isinstance(action, dict) else []
+            if not self._allow(request, exchange_weight(len(batch) if isinstance(batch, list) else 0)):
+                return _text(429, "Too many requests: the IP's weight budget (1200/min) is spent.")
+            result = self.exchange.exchange(body)
+        except BadRequest as exc:
+            return _text(422, str(exc))
+        finally:
+            self.hub.flush()
+        return _json(result)
+
+    async def handle_ws(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(heartbeat=None, max_msg_size=1 << 20)
+        await ws.prepare(request)
+        conn = Connection(self._ip(request), ws.send_str)
+        writer = asyncio.create_task(conn.writer())
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    continue
+                self._on_ws_message(conn, msg.data)
+        finally:
+            self.hub.drop(conn)
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                await writer
+        return ws
+
+    def _on_ws_message(self, conn: Connection, text: str) -> None:
+        try:
+            msg = json.loads(text)
+        except ValueError:
+            conn.push(json.dumps({"channel": "error", "data": f"Invalid JSON: {text[:200]}"}))
+            return
+        method = msg.get("method") if isinstance(msg, dict) else None
+        if method == "ping":
+            conn.push('{"channel":"pong"}')
+        elif method == "subscribe":
+            self.hub.subscribe(conn, msg.get("subscription"))
+        elif method == "unsubscribe":
+            self.hub.unsubscribe(conn, msg.get("subscription"))
+        elif method == "post":
+            conn.push(json.dumps({"channel": "post", "data": self._ws_post(msg)}))
+            self.hub.flush()
+        else:
+            conn.push(json.dumps({"channel": "error", "data": f"Unknown method: {text[:200]}"}))
+
+    def _ws_post(self, msg: dict[str, Any]) -> dict[str, Any]:
+        request = msg.get("request") if isinstance(msg.get("request"), dict) else {}
+        assert isinstance(request, dict)
+        kind, payload = request.get("type"), request.get("payload")
+        try:
+            if kind == "info":
+                data = self.exchange.info(payload)
+                response: dict[str, Any] = {
+                    "type": "info",
+                    "payload": {"type": payload.get("type"), "data": data},
+                }
+            elif kind == "action":
+                response = {"type": "action", "payload": self.exchange.exchange(payload)}
+            else:
+                response = {"type": "error", "payload": "request type must be info or action"}
+        except BadRequest as exc:
+            response = {"type": "error", "payload": str(exc)}
+        return {"id": msg.get("id"), "response": response}
+
+    # ------------------------------------------------------------------ operator API
+
+    async def _admin(self, request: web.Request, action: Callable[[dict[str, Any]], Any]) -> web.Response:
+        try:
+            body = await self._body(request)
+            if not isinstance(body, dict):
+                raise AdminError("the body must be a JSON object")
+            result = action(body)
+        except (BadRequest, AdminError) as exc:
+            return _text(400, str(exc))
+        self.hub.flush(market_step=True)
+        return _json(result)
+
+    async def handle_fund(self, request: web.Request) -> web.Response:
+        def fund(b: dict[str, Any]) -> Any:
+            balance = self.exchange.fund(b.get("user"), b.get("usd"))
+            return {"status": "ok", "user": str(b["user"]).lower(), "usdc": f"{balance / 1e6:.6f}"}
+
+        return await self._admin(request, fund)
+
+    async def handle_price(self, request: web.Request) -> web.Response:
+        def price(b: dict[str, Any]) -> Any:
+            self.exchange.set_price(b.get("coin"), b.get("px"))
+            return {"status": "ok", "coin": b["coin"], "mid": self.exchange.info({"type": "allMids",
+                    "dex": b["coin"].split(":")[0] if ":" in b["coin"] else ""}).get(b["coin"])}  # fmt: skip
+
+        return await self._admin(request, price)
+
+    async def handle_advance(self, request: web.Request) -> web.Response:
+        return await self._admin(
+            request, lambda b: {"status": "ok", "time": self.exchange.advance(b.get("ms"))}
+        )
+
+    async def handle_vault(self, request: web.Request) -> web.Response:
+        return await self._admin(
+            request,
+            lambda b: {"status": "ok", "vault": self.exchange.create_vault(b.get("leader"), b.get("usd"))},
+        )
+
+    async def handle_traders(self, request: web.Request) -> web.Response:
+        return _json(self.exchange.traders())
+
+    async def handle_health(self, request: web.Request) -> web.Response:
+        return _json(
+            {"status": "ok", "time": self.exchange.clock.now_ms(), "stepped": self.exchange.clock.stepped}
+        )
+
+
+# ---------------------------------------------------------------------- running it
+
+
+async def serve(server: ExchangeServer, host: str, port: int) -> tuple[web.AppRunner, str]:
+    """Start listening; returns the runner and the base URL (port 0 picks a free port)."""
+    runner = web.AppRunner(server.app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+    bound_port = sockets[0].getsockname()[1] if sockets else port
+    return runner, f"http://{host}:{bound_port}"
+
+
+@contextlib.contextmanager
+def running_in_thread(
+    exchange: EmbeddedExchange,
+    limits: ServerLimits | None = None,
+    host: str = "127.0.0.1",
+    tick_ms: int = 100,
+) -> Iterator[tuple[str, ExchangeServer]]:
+    """Serve on a free port from a background thread (for blocking clients such as the SDK).
+
+    Yields (base_url, server); the server stops when the block exits.
+    """
+    loop = asyncio.new_event_loop()
+    server = ExchangeServer(exchange, limits, tick_ms)
+    started: dict[str, Any] = {}
+    ready = threading.Event()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        started["runner"], started["url"] = loop.run_until_complete(serve(server, host, 0))
+        ready.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, name="embedded-exchange", daemon=True)
+    thread.start()
+    if not ready.wait(10):
+        raise RuntimeError("the embedded exchange did not start")
+    try:
+        yield started["url"], server
+    finally:
+        asyncio.run_coroutine_threadsafe(started["runner"].cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
