@@ -40,7 +40,7 @@ class ExchangeSettings(BaseModel):
     simulated_traders: bool = True
     recording: str | None = Field(None, description="path of a recording to replay instead of generating")
     tick_ms: int = Field(100, ge=10, description="wall milliseconds between market steps")
-    limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    limits: LimitsSettings = LimitsSettings()
 
 
 class LoggingSettings(BaseModel):
@@ -53,5 +53,5 @@ class Settings(BaseSettings):
         env_prefix="HYPERFOLLOW_", env_nested_delimiter="__", extra="forbid", populate_by_name=True
     )
 
-    exchange: ExchangeSettings = Field(default_factory=ExchangeSettings)
-    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    exchange: ExchangeSettings = ExchangeSettings()
+    logging: LoggingSettings = LoggingSettings()

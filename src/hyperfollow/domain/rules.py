@@ -27,6 +27,7 @@ MIN_ORDER_VALUE = Decimal(10)
 SPOT_ASSET_OFFSET = 10_000
 HIP3_ASSET_OFFSET = 100_000
 HIP3_DEX_STRIDE = 10_000
+_SIG_FIG_LIMIT: int = 10**MAX_SIG_FIGS
 
 
 class Rounding(Enum):
@@ -158,24 +159,25 @@ def scaled_int(text: str, decimals: int) -> int | None:
     whole, dot, frac = text.partition(".")
     if dot and not frac:
         return None
-    if not whole.isdigit() or (frac and not frac.isdigit()):
-        return None
+    if not text.isascii() or not whole.isdigit() or (frac and not frac.isdigit()):
+        return None  # isascii: str.isdigit() accepts digits such as "²" that int() refuses
     frac = frac.rstrip("0")
     if len(frac) > decimals:
         return None
-    return int(whole) * 10**decimals + (int(frac.ljust(decimals, "0")) if frac else 0)
+    scale: int = 10**decimals
+    return int(whole) * scale + (int(frac.ljust(decimals, "0")) if frac else 0)
 
 
 def ticks_are_valid(ticks: int, px_decimals: int) -> bool:
     """Price-grid check on a price already scaled to ``px_decimals``: integer or <= 5 sig figs."""
     if ticks <= 0:
         return False
-    scale = 10**px_decimals
+    scale: int = 10**px_decimals
     if ticks % scale == 0:
         return True
     while ticks % 10 == 0:
         ticks //= 10
-    return ticks < 10**MAX_SIG_FIGS
+    return ticks < _SIG_FIG_LIMIT
 
 
 def from_scaled(value: int, decimals: int) -> Decimal:

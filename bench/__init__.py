@@ -1,0 +1,1 @@
+"""Speed suites: ``python -m bench.<module>``; each module exposes ``run()``."""
