@@ -6,6 +6,7 @@ import itertools
 import math
 import random
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -113,6 +114,23 @@ def test_add_coin_and_model_key_checks() -> None:
         SyntheticMarket({"ETH": DEFAULT_MODELS["BTC"]}, seed=1, start_ms=0)
 
 
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"start_px": 0.0},
+        {"daily_vol": -0.01},
+        {"regime_mean_hours": (1.0, 0.0, 1.0)},
+        {"micro_halflife_s": float("nan")},
+        {"imbalance_info": 1.5},
+        {"imbalance_lead_steps": 0},
+        {"regime_vol_mult": (0.0, 0.0, 0.0)},
+    ],
+)
+def test_bad_model_parameters_are_rejected(changes: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="BTC"):
+        replace(DEFAULT_MODELS["BTC"], **changes)
+
+
 # --------------------------------------------------------------------------- statistics of the path
 
 
@@ -187,8 +205,8 @@ def test_imbalance_leads_the_reference_price(coin: str) -> None:
     future = np.corrcoef(imb[:-k], move)[0, 1]  # imbalance now vs the next k steps
     past = np.corrcoef(imb[k:], move)[0, 1]  # imbalance now vs the last k steps
     assert future > 0.15
-    assert abs(past) < 0.08
-    assert future > 4 * abs(past)
+    assert abs(past) < 0.1  # sampling noise only: ~0.04 std with 20,000 overlapping 30-step moves
+    assert future > 3 * abs(past)
     assert imb.min() >= -1.0
     assert imb.max() <= 1.0
 

@@ -80,6 +80,20 @@ class CoinModel:
     level_step_bps: float = 1.5
     base_size_usd: float = 10_000.0
 
+    def __post_init__(self) -> None:
+        positive = (self.start_px, self.micro_halflife_s, self.trend_mean_hours, *self.regime_mean_hours)
+        non_negative = (self.daily_vol, self.jump_rate_per_day, self.jump_scale, self.micro_bps)
+        if not all(v > 0 and math.isfinite(v) for v in positive):
+            raise ValueError(f"{self.coin}: prices, half-life and mean durations must be positive")
+        if not all(v >= 0 and math.isfinite(v) for v in (*non_negative, *self.regime_vol_mult)):
+            raise ValueError(f"{self.coin}: volatilities, jump rate and scales must be non-negative")
+        if max(self.regime_vol_mult) <= 0:
+            raise ValueError(f"{self.coin}: at least one regime must have a positive volatility")
+        if not (0.0 <= self.imbalance_info <= 1.0 and 0.0 <= self.trend_prob <= 1.0):
+            raise ValueError(f"{self.coin}: imbalance_info and trend_prob must be in [0, 1]")
+        if self.imbalance_lead_steps < 1:
+            raise ValueError(f"{self.coin}: imbalance_lead_steps must be at least 1")
+
 
 _DEFAULT_TABLE: tuple[tuple[str, float, float, float, float, float, float, float, float], ...] = (
     # coin, start_px, daily_vol, jumps/day, jump_scale, micro_bps, half_spread_bps, level_step_bps, size_usd
@@ -153,7 +167,10 @@ def _normalised_mults(model: CoinModel) -> tuple[float, float, float]:
 
 
 class PricePath:
-    """The price path of one coin. Advance it with ``step`` / ``advance``; it never reads a clock."""
+    """The price path of one coin. Advance it with ``step`` / ``advance``; it never reads a clock.
+
+    ``jumps`` and ``regime_switches`` count the events so far (for tests and the operator's view).
+    """
 
     def __init__(self, model: CoinModel, seed: int, start_ms: int = 0) -> None:
         noise_seq, event_seq = coin_seed_sequence(seed, model.coin).spawn(2)
@@ -162,14 +179,13 @@ class PricePath:
         self._events = Generator(PCG64(event_seq))
         self._mults = _normalised_mults(model)
         self._micro_sigma = model.micro_bps * BPS
-        self._info = min(1.0, max(0.0, model.imbalance_info))
+        self._info = model.imbalance_info
         self._ts = start_ms
         self._x = math.log(model.start_px)
         self._m = 0.0
         self._buf: list[float] = []
         self._i = 0
-        lead = max(1, model.imbalance_lead_steps)
-        self._fut: list[float] = self._noise.standard_normal(lead).tolist()
+        self._fut: list[float] = self._noise.standard_normal(model.imbalance_lead_steps).tolist()
         self._head = 0
         self._fsum = math.fsum(self._fut)
         self._last_noise = 0.0
@@ -215,7 +231,12 @@ class PricePath:
         return self.advance(1, dt_ms)
 
     def advance(self, n_steps: int, dt_ms: int) -> CoinState:
-        """Advance ``n_steps`` steps of ``dt_ms`` each; same result as calling ``step`` n times."""
+        """Advance ``n_steps`` steps of ``dt_ms`` each; same result as calling ``step`` n times.
+
+        The hot loop: state lives in locals, rare events (regime, trend, jump) leave it through
+        ``_handle_events``; three pre-drawn normals are consumed per step whatever happens, so the
+        streams stay aligned however the caller chunks time.
+        """
         if dt_ms <= 0:
             raise ValueError(f"dt_ms must be positive, got {dt_ms}")
         if n_steps <= 0:

@@ -310,11 +310,12 @@ def _parse_json_candles(path: Path, text: str, coin: str | None) -> list[CandleE
     if not lists:
         raise RecordingError(path, None, "no candles: expected a JSON list or objects holding 'candles'")
     rows: list[tuple[str, Mapping[str, Any]]] = []
-    for items in lists:
+    for j, items in enumerate(lists, 1):
         for n, item in enumerate(items, 1):
+            where = f"candle #{n}" + (f" of list #{j}" if len(lists) > 1 else "")
             if not isinstance(item, dict):
-                raise RecordingError(path, f"candle #{n}", f"expected an object, got {_preview(item)}")
-            rows.append((f"candle #{n}", item))
+                raise RecordingError(path, where, f"expected an object, got {_preview(item)}")
+            rows.append((where, item))
     return _candles_from_rows(path, rows, coin)
 
 
