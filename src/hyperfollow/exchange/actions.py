@@ -285,6 +285,8 @@ class ExchangeApi:
         if not _ADDRESS.match(agent):
             return self.err("Invalid agent address.")
         name = action.get("agentName") or ""
+        if self.engine.is_known(agent.lower()):  # else one account could capture another's orders
+            return self.err(f"Agent address {agent.lower()} is an existing user and cannot be an API wallet.")
         try:
             self.agents.approve(actor.user, agent.lower(), str(name), self.engine.now())
         except AuthError as exc:

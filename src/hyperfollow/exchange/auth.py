@@ -35,7 +35,7 @@ import heapq
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 
 from hyperfollow.exchange.signing import (
     USER_SIGNED_TYPES,
@@ -299,7 +299,7 @@ def _nonce_field(fields: tuple[tuple[str, str], ...]) -> str:
 _USER_NONCE_FIELD: Final[dict[str, str]] = {t: _nonce_field(f) for t, (_, f) in USER_SIGNED_TYPES.items()}
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

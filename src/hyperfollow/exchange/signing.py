@@ -14,7 +14,7 @@ Two signature schemes reach ``POST /exchange`` (see ``hyperliquid-api.md`` secti
   chainId int(action["signatureChainId"], 16), verifyingContract 0x0}``.
 
 Everything is encoded by hand with precomputed type hashes and domain separators, keccak from
-pycryptodome and ECDSA recovery from libsecp256k1 (coincurve): about ten times faster than the
+pycryptodome and ECDSA from libsecp256k1 (coincurve): 4-5x faster recovery, 5-9x faster signing than the
 generic ``eth_account`` path, which is kept here (``*_generic``) as a test oracle and benchmark baseline.
 
 Signatures are ``{"r": hex, "s": hex, "v": 27|28}`` with ``r``/``s`` written as the SDK writes them
