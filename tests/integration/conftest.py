@@ -45,7 +45,9 @@ def make_venue() -> Iterator[Callable[..., Venue]]:
     """Factory for exchanges owned by one test (stopped at teardown)."""
     with contextlib.ExitStack() as stack:
 
-        def make(limits: ServerLimits | None = None, perp_dexs: list[str] | None = None, **kwargs: Any) -> Venue:
+        def make(
+            limits: ServerLimits | None = None, perp_dexs: list[str] | None = None, **kwargs: Any
+        ) -> Venue:
             return stack.enter_context(serve_venue(limits, perp_dexs, **kwargs))
 
         yield make

@@ -140,8 +140,8 @@ class Venue:
     url: str
     server: ExchangeServer
     perp_dexs: list[str] | None = None
-    _infos: list[Info] = field(default_factory=list)
-    _session: requests.Session = field(default_factory=requests.Session)
+    infos: list[Info] = field(default_factory=list)  # WebSocket clients, disconnected by serve_venue
+    session: requests.Session = field(default_factory=requests.Session)
 
     @property
     def engine_exchange(self) -> EmbeddedExchange:
@@ -151,7 +151,7 @@ class Venue:
     # -------------------------------------------------------------- operator API
 
     def post(self, path: str, body: Any) -> requests.Response:
-        return self._session.post(self.url + path, json=body, timeout=HTTP_TIMEOUT)
+        return self.session.post(self.url + path, json=body, timeout=HTTP_TIMEOUT)
 
     def sim(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         response = self.post(path, body)
@@ -171,7 +171,7 @@ class Venue:
         return str(self.sim("/sim/vault", {"leader": leader, "usd": usd})["vault"])
 
     def now(self) -> int:
-        response = self._session.get(self.url + "/health", timeout=HTTP_TIMEOUT)
+        response = self.session.get(self.url + "/health", timeout=HTTP_TIMEOUT)
         return int(response.json()["time"])
 
     def info_request(self, body: Any) -> Any:
@@ -204,33 +204,65 @@ class Venue:
     def ws_info(self) -> Info:
         """An ``Info`` with a live WebSocket; disconnected when the venue fixture ends."""
         info = Info(self.url, skip_ws=False, perp_dexs=self.perp_dexs)
-        self._infos.append(info)
+        self.infos.append(info)
         return info
-
-    def close(self) -> None:
-        for info in self._infos:
-            with contextlib.suppress(Exception):
-                info.disconnect_websocket()
-        self._infos.clear()
-        self._session.close()
 
 
 @contextlib.contextmanager
 def serve_venue(
     limits: ServerLimits | None = None, perp_dexs: list[str] | None = None, **kwargs: Any
 ) -> Iterator[Venue]:
-    """Start an exchange (stepped, no simulated traders unless overridden) on a free local port."""
+    """Start an exchange (stepped, no simulated traders unless overridden) on a free local port.
+
+    The venue's IP limits are off unless ``limits`` says otherwise: the suite itself makes far more
+    than 1,200 weight of requests a minute from 127.0.0.1 (each SDK ``Exchange`` costs 80 to build).
+    """
     options: dict[str, Any] = {"seed": 7, "stepped": True, "simulated_traders": False}
     options.update(kwargs)
     exchange = EmbeddedExchange(**options)
-    with running_in_thread(exchange, limits) as (url, server):
-        venue = Venue(url, server, perp_dexs)
-        try:
-            yield venue
-        finally:
-            venue.close()
+    limits = limits or ServerLimits(ip_weight_per_min=None, ws_max_users_per_ip=None)
+    with contextlib.ExitStack() as stack:
+        # Unwound last to first: the server stops first and closes every WebSocket itself, then the
+        # SDK clients disconnect. (Disconnecting an idle SDK socket first races in websocket-client:
+        # its reader thread can sit in a 10 s select on a closed fd and hold up interpreter exit.)
+        infos: list[Info] = []
+        session = requests.Session()
+        stack.callback(_close_clients, infos, session)
+        url, server = stack.enter_context(running_in_thread(exchange, limits))
+        yield Venue(url, server, perp_dexs, infos, session)
+
+
+def _close_clients(infos: list[Info], session: requests.Session) -> None:
+    for info in infos:
+        info.disconnect_websocket()
+    session.close()
 
 
 def quantize(value: float, decimals: int) -> float:
     """Round to ``decimals`` (half even) and back to float."""
     return float(Decimal(repr(value)).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_EVEN))
+
+
+class Inbox:
+    """Collects the messages an SDK WebSocket callback receives (called on the SDK's thread)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._messages: list[dict[str, Any]] = []
+
+    def __call__(self, message: dict[str, Any]) -> None:
+        with self._lock:
+            self._messages.append(message)
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._messages)
+
+    def wait(
+        self, predicate: Callable[[dict[str, Any]], Any] = bool, timeout: float = 5.0, what: str = "a message"
+    ) -> dict[str, Any]:
+        """The first message (in arrival order) matching ``predicate``; fails the test on timeout."""
+        return wait_for(  # type: ignore[no-any-return]
+            lambda: next((m for m in self.messages if predicate(m)), None), timeout, what
+        )

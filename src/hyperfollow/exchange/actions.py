@@ -39,6 +39,32 @@ def _get(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -> Any
     return value
 
 
+# Field types checked before authentication, so that a body the venue cannot deserialize is a 422
+# that neither records the nonce nor half-applies a batch (the handlers read these fields afterwards).
+_CANCEL_FIELDS: dict[str, tuple[tuple[str, type], ...]] = {
+    "cancel": (("a", int), ("o", int)),
+    "cancelByCloid": (("asset", int), ("cloid", str)),
+}
+_ACTION_FIELDS: dict[str, tuple[tuple[str, type], ...]] = {
+    "updateLeverage": (("asset", int), ("isCross", bool), ("leverage", int)),
+    "updateIsolatedMargin": (("asset", int), ("ntli", int)),
+    "approveAgent": (("agentAddress", str),),
+    "usdSend": (("destination", str), ("amount", str)),
+    "withdraw3": (("amount", str),),
+    "usdClassTransfer": (("amount", str), ("toPerp", bool)),
+    "spotSend": (("token", str), ("destination", str), ("amount", str)),
+    "createSubAccount": (("name", str),),
+    "subAccountTransfer": (("subAccountUser", str), ("isDeposit", bool), ("usd", int)),
+    "vaultTransfer": (("vaultAddress", str), ("isDeposit", bool), ("usd", int)),
+}
+
+
+def _check_modify_oid(item: Mapping[str, Any]) -> None:
+    oid = item.get("oid")
+    if isinstance(oid, bool) or not isinstance(oid, int | str):
+        raise _bad("`oid` must be an oid or a cloid")
+
+
 @dataclass(slots=True)
 class WireOrder:
     """An order parsed structurally (strings kept; the grid check needs the instrument)."""
@@ -149,13 +175,23 @@ class ExchangeApi:
             for item in _get(action, "cancels", list):
                 if not isinstance(item, Mapping):
                     raise _bad("a cancel must be an object")
+                for key, key_type in _CANCEL_FIELDS[kind]:
+                    _get(item, key, key_type)
         elif kind in ("batchModify",):
             for item in _get(action, "modifies", list):
                 if not isinstance(item, Mapping):
                     raise _bad("a modify must be an object")
+                _check_modify_oid(item)
                 parse_order_wire(item.get("order"))
         elif kind == "modify":
+            _check_modify_oid(action)
             parse_order_wire(action.get("order"))
+        elif kind == "scheduleCancel":
+            when = action.get("time")
+            if when is not None and (isinstance(when, bool) or not isinstance(when, int)):
+                raise _bad("`time` must be an integer")
+        for key, key_type in _ACTION_FIELDS.get(kind, ()):
+            _get(action, key, key_type)
 
     def _spend_budget(self, actor: Actor, kind: str, action: Mapping[str, Any]) -> str | None:
         """The address action budget: 10,000 actions + 1 per USDC traded (cancels get more room)."""
@@ -240,9 +276,7 @@ class ExchangeApi:
         return self.ok("cancel", {"statuses": statuses})
 
     def _modify_one(self, actor: Actor, item: Mapping[str, Any]) -> Any:
-        oid = item.get("oid")
-        if isinstance(oid, bool) or not isinstance(oid, int | str):
-            raise _bad("`oid` must be an oid or a cloid")
+        oid = item["oid"]
         spec = self.to_spec(parse_order_wire(item["order"]))
         if isinstance(spec, str):
             return {"error": spec}
@@ -259,8 +293,6 @@ class ExchangeApi:
 
     def schedule_cancel(self, actor: Actor, action: Mapping[str, Any]) -> dict[str, Any]:
         when = action.get("time")
-        if when is not None and (isinstance(when, bool) or not isinstance(when, int)):
-            raise _bad("`time` must be an integer")
         error = clearing.schedule_cancel(self.engine, self._trader(actor), when)
         return self.err(error) if error else self.ok()
 

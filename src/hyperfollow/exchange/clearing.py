@@ -75,10 +75,11 @@ def schedule_cancel(engine: Engine, user: str, time_ms: int | None) -> str | Non
         return None
     if time_ms < now + SCHEDULE_CANCEL_MIN_DELAY_MS:
         return "Scheduled cancel time too early, must be at least 5 seconds from now."
-    day = now // DAY_MS
-    if acct.schedule_cancel_count.get(day, 0) >= SCHEDULE_CANCEL_MAX_PER_DAY:
+    # The daily cap counts firings, not settings: a client refreshing its deadline as a heartbeat
+    # may do so any number of times (SDK docstring: "once the time comes ... a trigger count will be
+    # incremented. The max number of triggers per day is 10").
+    if acct.schedule_cancel_count.get(now // DAY_MS, 0) >= SCHEDULE_CANCEL_MAX_PER_DAY:
         return "Too many scheduled cancels today."
-    acct.schedule_cancel_count = {day: acct.schedule_cancel_count.get(day, 0) + 1}
     acct.schedule_cancel_ms = time_ms
     return None
 
@@ -89,6 +90,8 @@ def run_due(engine: Engine) -> None:
     for acct in engine.accounts.values():
         if acct.schedule_cancel_ms is not None and now >= acct.schedule_cancel_ms:
             acct.schedule_cancel_ms = None
+            day = now // DAY_MS
+            acct.schedule_cancel_count = {day: acct.schedule_cancel_count.get(day, 0) + 1}
             engine.cancel_all(acct.user, "scheduledCancel")
     while now >= engine.next_funding_ms:
         apply_funding(engine, engine.next_funding_ms)
@@ -168,9 +171,12 @@ def _liquidate(engine: Engine, user: str, positions: list[Position], account_val
                               up=is_buy)  # fmt: skip
         spec = OrderSpec(pos.asset, is_buy, px, abs(pos.szi), reduce_only=True, tif="LiquidationMarket")
         order = engine._new_order(user, spec, "na")
+        cross_balance = acct.usdc
         engine._execute(inst, order)
         if pos.szi:  # not enough liquidity: the backstop takes the rest at the mark
             _backstop(engine, acct.user, pos, mark)
+        if not pos.is_cross and acct.usdc < cross_balance:  # an isolated position loses at most its
+            acct.usdc = cross_balance  # margin: the insurance fund covers a gap beyond it
     if acct.usdc < 0:  # the insurance fund covers a negative balance
         acct.usdc = 0
     event: dict[str, Any] = {"liquidation": {"lid": engine.next_tid, "liquidator": "0x" + "0" * 40,

@@ -256,8 +256,9 @@ class Engine:
         book = self.books[order.asset]
         acct = self.accounts[order.user]
         if order.reduce_only and not inst.is_spot:
-            pos = acct.positions.get(order.asset)
-            order.sz = min(order.sz, abs(pos.szi) if pos else 0)
+            order.sz = min(order.sz, self._reducible(order))
+        if order.sz == 0:  # a triggered reduce-only order whose position closed or flipped meanwhile
+            return self._reject_reduce_only(inst, order)
         if book.crosses(order.is_buy, order.px):
             self._match(inst, book, order)
         if order.sz == 0:
@@ -268,12 +269,19 @@ class Engine:
 
     def _finish_filled(self, inst: Instrument, order: Order) -> Status:
         order.status, order.status_ts = "filled", self.now()
+        self._order_update(inst, order)
         self._record(order)
         body: dict[str, Any] = {"totalSz": self.sz_wire(inst, order.filled_sz),
                                 "avgPx": self._avg_px_wire(inst, order), "oid": order.oid}  # fmt: skip
         if order.cloid:
             body["cloid"] = order.cloid
         return {"filled": body}
+
+    def _reject_reduce_only(self, inst: Instrument, order: Order) -> Status:
+        order.status, order.status_ts = "reduceOnlyCanceled", self.now()
+        self._order_update(inst, order)
+        self._record(order)
+        return {"error": f"Reduce only order would increase position. asset={order.asset}"}
 
     def _finish_ioc(self, inst: Instrument, order: Order) -> Status:
         if order.filled_sz:
@@ -520,6 +528,9 @@ class Engine:
         for order in self.triggers[asset].values():
             trig = order.trigger
             assert trig is not None
+            parent = order.parent
+            if parent is not None and parent.oid in self.live and not parent.filled_sz:
+                continue  # normalTpsl child: inactive until its entry order fills
             # TP of a long (sell) and SL of a short (buy) fire above; the other two fire below.
             above = (trig.tpsl == "tp") != order.is_buy
             if (mark >= trig.px) if above else (mark <= trig.px):
@@ -538,10 +549,6 @@ class Engine:
         self._order_update(inst, order)
         trig = order.trigger
         assert trig is not None
-        if order.parent is not None and order.parent.oid in self.live:
-            order.status = "canceled"
-            self._record(order)
-            return
         if order.is_position_tpsl or order.reduce_only:
             pos = acct.positions.get(order.asset)
             order.sz = (
@@ -554,6 +561,13 @@ class Engine:
             )
             order.px = self._round_px(inst, slip, up=order.is_buy)
             order.tif = "FrontendMarket"
+        if not order.reduce_only and not inst.is_spot:  # margin is checked when the order goes live
+            need = self._increase_margin(acct, inst, order.is_buy, order.px, order.sz)
+            if need > 0 and need > self._available(acct):
+                order.status, order.status_ts = "marginCanceled", self.now()
+                self._order_update(inst, order)
+                self._record(order)
+                return
         self._cancel_siblings(order)
         result = self._execute(inst, order)
         if isinstance(result, dict) and "error" in result and order.status == "triggered":

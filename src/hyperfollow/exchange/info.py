@@ -59,6 +59,18 @@ def _int(req: Mapping[str, Any], key: str, default: int | None = None) -> int:
     return value
 
 
+def _end_time(req: Mapping[str, Any]) -> int:
+    """The optional `endTime` (absent or null: no end)."""
+    end = req.get("endTime")
+    if end is None:
+        return 2**63
+    if isinstance(end, bool) or not isinstance(end, int):
+        raise BadRequest(
+            "Failed to deserialize the JSON body into the target type: `endTime` must be an integer"
+        )
+    return end
+
+
 def _usd(micro: int) -> str:
     return scaled_to_wire(micro, 6)
 
@@ -201,7 +213,7 @@ class InfoApi:
 
     def funding_history(self, req: Mapping[str, Any]) -> Any:
         inst = self._coin(req)
-        start, end = _int(req, "startTime"), req.get("endTime") or self.engine.now()
+        start, end = _int(req, "startTime"), _end_time(req)
         if inst is None:
             return []
         items = [f for f in self.engine.funding_history[inst.asset] if start <= f["time"] <= end]
@@ -337,21 +349,14 @@ class InfoApi:
 
     def user_fills_by_time(self, req: Mapping[str, Any]) -> Any:
         acct = self._account(req)
-        start = _int(req, "startTime")
-        end = req.get("endTime")
-        if end is not None and (isinstance(end, bool) or not isinstance(end, int)):
-            raise BadRequest(
-                "Failed to deserialize the JSON body into the target type: `endTime` must be an integer"
-            )
+        start, stop = _int(req, "startTime"), _end_time(req)
         if acct is None:
             return []
-        stop = end if end is not None else 2**63
         return [f for f in acct.fills if start <= f["time"] <= stop][:MAX_FILLS]
 
     def user_funding(self, req: Mapping[str, Any]) -> Any:
         acct = self._account(req)
-        start = _int(req, "startTime")
-        end = req.get("endTime") or 2**63
+        start, end = _int(req, "startTime"), _end_time(req)
         if acct is None:
             return []
         return [{"time": f["time"], "hash": "0x" + "0" * 64, "delta": {"type": "funding", **{k: v for k, v in f.items()
@@ -359,8 +364,7 @@ class InfoApi:
 
     def ledger(self, req: Mapping[str, Any]) -> Any:
         acct = self._account(req)
-        start = _int(req, "startTime")
-        end = req.get("endTime") or 2**63
+        start, end = _int(req, "startTime"), _end_time(req)
         return (
             []
             if acct is None

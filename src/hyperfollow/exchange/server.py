@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from hyperfollow.exchange.embedded import AdminError, EmbeddedExchange
 from hyperfollow.exchange.info import BadRequest
@@ -63,8 +63,10 @@ class ExchangeServer:
             web.get("/sim/traders", self.handle_traders),
         ])  # fmt: skip
         self.app.on_startup.append(self._start_ticker)
+        self.app.on_shutdown.append(self._close_websockets)
         self.app.on_cleanup.append(self._stop_ticker)
         self._ticker: asyncio.Task[None] | None = None
+        self._sockets: set[web.WebSocketResponse] = set()
 
     @web.middleware
     async def _normalize_path(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -85,6 +87,11 @@ class ExchangeServer:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
+
+    async def _close_websockets(self, _app: web.Application) -> None:
+        """Say goodbye to WS clients: aiohttp's shutdown otherwise waits for their handlers to end."""
+        for ws in list(self._sockets):
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"Server shutdown")
 
     async def _tick_loop(self) -> None:
         while True:
@@ -141,12 +148,14 @@ class ExchangeServer:
         await ws.prepare(request)
         conn = Connection(self._ip(request), ws.send_str)
         writer = asyncio.create_task(conn.writer())
+        self._sockets.add(ws)
         try:
             async for msg in ws:
                 if msg.type != WSMsgType.TEXT:
                     continue
                 self._on_ws_message(conn, msg.data)
         finally:
+            self._sockets.discard(ws)
             self.hub.drop(conn)
             writer.cancel()
             with contextlib.suppress(asyncio.CancelledError, ConnectionError):

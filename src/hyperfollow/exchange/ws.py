@@ -167,7 +167,7 @@ class WsHub:
             items = list(acct.ledger) if acct else []
             return [dumps(kind, {"user": key[1], "isSnapshot": True, "nonFundingLedgerUpdates": items})]
         if kind in ("l2Book", "bbo", "allMids", "activeAssetCtx", "activeAssetData"):
-            return [text for text in [self._market_message(key)] if text is not None]
+            return [text for text in [self._market_message(key, snapshot=True)] if text is not None]
         return []
 
     # ------------------------------------------------------------------ fan-out
@@ -228,7 +228,9 @@ class WsHub:
                     self._send(key, dumps("candle", candle))
         e.candles.dirty.clear()
 
-    def _market_message(self, key: SubKey) -> str | None:
+    def _market_message(self, key: SubKey, snapshot: bool = False) -> str | None:
+        """The current message of a market channel; bbo pushes are deduplicated (only on change), but
+        a ``snapshot`` for a new subscriber is always sent and leaves the dedupe state alone."""
         e, kind = self.engine, key[0]
         if kind == "allMids":
             mids = self.info.all_mids({"dex": key[1]})
@@ -240,9 +242,10 @@ class WsHub:
             book = self.info.book_wire(inst)
             levels = book["levels"]
             bbo = [levels[0][0] if levels[0] else None, levels[1][0] if levels[1] else None]
-            if self.last_bbo.get(inst.coin) == bbo:
-                return None
-            self.last_bbo[inst.coin] = bbo
+            if not snapshot:
+                if self.last_bbo.get(inst.coin) == bbo:
+                    return None
+                self.last_bbo[inst.coin] = bbo
             return dumps("bbo", {"coin": inst.coin, "time": book["time"], "bbo": bbo})
         if kind == "activeAssetCtx":
             ctx = self.info._asset_ctx(inst)
