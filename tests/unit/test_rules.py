@@ -108,7 +108,9 @@ def test_quantized_sizes_never_exceed_the_request(inst: Instrument, sz: Decimal)
     assert out == 0 or size_is_valid(inst, out)
 
 
-@given(st.decimals(min_value=Decimal("0.000001"), max_value=Decimal("1000000"), places=6))  # float-exact range
+@given(
+    st.decimals(min_value=Decimal("0.000001"), max_value=Decimal("1000000"), places=6)
+)  # float-exact range
 def test_to_wire_matches_the_sdk_and_round_trips(x: Decimal) -> None:
     text = to_wire(x)
     assert Decimal(text) == x
@@ -142,10 +144,10 @@ def test_instruments_from_real_meta_fixture() -> None:
     cassette = yaml.safe_load((FIXTURES / "hl-real" / "test_get_info.yaml").read_text())
     meta = json.loads(cassette["interactions"][0]["response"]["body"]["string"])
     insts = {i.coin: i for i in instruments_from_meta(meta)}
-    assert insts["BTC"].asset == 0 and insts["BTC"].sz_decimals == 5 and insts["BTC"].px_decimals == 1
-    assert insts["ETH"].asset == 1 and insts["ETH"].px_decimals == 2
+    assert (insts["BTC"].asset, insts["BTC"].sz_decimals, insts["BTC"].px_decimals) == (0, 5, 1)
+    assert (insts["ETH"].asset, insts["ETH"].px_decimals) == (1, 2)
     assert insts["SOL"].asset == 5
-    assert insts["kPEPE"].sz_decimals == 0 and insts["kPEPE"].px_decimals == 6
+    assert (insts["kPEPE"].sz_decimals, insts["kPEPE"].px_decimals) == (0, 6)
     assert len(insts) == len(meta["universe"])
 
 
@@ -154,7 +156,10 @@ def test_hip3_and_spot_asset_ids() -> None:
     (tsla,) = instruments_from_meta(meta, dex_index=1)
     assert (tsla.asset, tsla.dex, tsla.only_isolated) == (110000, "xyz", True)
     spot = {
-        "tokens": [{"name": "USDC", "szDecimals": 8, "index": 0}, {"name": "PURR", "szDecimals": 0, "index": 1}],
+        "tokens": [
+            {"name": "USDC", "szDecimals": 8, "index": 0},
+            {"name": "PURR", "szDecimals": 0, "index": 1},
+        ],
         "universe": [{"name": "PURR/USDC", "tokens": [1, 0], "index": 0}],
     }
     (purr,) = instruments_from_spot_meta(spot)

@@ -54,7 +54,9 @@ INLINE_CAPTURES: dict[str, str] = {
 def _capture_dir() -> Path | None:
     candidates = [os.environ.get("HL_CAPTURED_DIR", "")]
     candidates += [str(Path(__file__).resolve().parents[1] / "fixtures" / "hl-captured")]
-    candidates += [str(Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "hl-captured")]  # ../shared
+    candidates += [
+        str(Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "hl-captured")
+    ]  # ../shared
     for candidate in candidates:
         if candidate and (Path(candidate) / "index.json").is_file():
             return Path(candidate)

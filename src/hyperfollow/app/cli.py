@@ -16,8 +16,11 @@ from rich.table import Table
 from hyperfollow.app.logging import configure_logging
 from hyperfollow.app.settings import Settings
 
-app = typer.Typer(help="hyperfollow: copy-trading and risk for Hyperliquid perps, with an embedded exchange.",
-                  no_args_is_help=True, add_completion=False)  # fmt: skip
+app = typer.Typer(
+    help="hyperfollow: copy-trading and risk for Hyperliquid perps, with an embedded exchange.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 console = Console()
 
 
@@ -31,7 +34,9 @@ def _settings() -> Settings:
 
 @app.command()
 def exchange(
-    host: Annotated[str, typer.Option(help="interface to bind (keep 127.0.0.1 unless you mean it)")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="interface to bind (keep 127.0.0.1 unless you mean it)")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port; 0 picks a free one")] = 8931,
     seed: Annotated[int, typer.Option(help="seed of the synthetic market and traders")] = 7,
     speed: Annotated[float, typer.Option(help="simulated seconds per wall second")] = 1.0,
@@ -49,10 +54,17 @@ def exchange(
     configure_logging(settings.logging.level, settings.logging.json_output)
     limits = settings.exchange.limits
     try:
-        ex = EmbeddedExchange(seed=seed, speed=speed, stepped=stepped, recording=recording,
-                              simulated_traders=traders, is_mainnet=mainnet_signatures,
-                              address_budget=None if no_limits or not limits.enforce_address_budget
-                              else limits.address_initial_budget)  # fmt: skip
+        ex = EmbeddedExchange(
+            seed=seed,
+            speed=speed,
+            stepped=stepped,
+            recording=recording,
+            simulated_traders=traders,
+            is_mainnet=mainnet_signatures,
+            address_budget=None
+            if no_limits or not limits.enforce_address_budget
+            else limits.address_initial_budget,
+        )
     except (OSError, ValueError) as exc:
         console.print(f"[red]Cannot start the exchange:[/red] {exc}")
         raise typer.Exit(2) from None
@@ -64,7 +76,9 @@ def exchange(
 
     async def main() -> None:
         runner, url = await serve(server, host, port)
-        console.print(f"embedded exchange listening on [bold]{url}[/bold]  (WebSocket {url.replace('http', 'ws')}/ws)")
+        console.print(
+            f"embedded exchange listening on [bold]{url}[/bold]  (WebSocket {url.replace('http', 'ws')}/ws)"
+        )
         console.print(f"point any Hyperliquid client at it, e.g. Info('{url}'), Exchange(wallet, '{url}')")
         try:
             await asyncio.Event().wait()
@@ -82,8 +96,14 @@ def _trader_table(rows: list[dict[str, Any]], sim_time: str) -> Table:
     for r in rows:
         pnl = r["value"] - r["start"]
         colour = "green" if pnl >= 0 else "red"
-        table.add_row(r["name"], r["style"], f"{r['value']:,.2f}", f"[{colour}]{pnl:+,.2f}[/{colour}]",
-                      r["positions"] or "-", str(r["fills"]))  # fmt: skip
+        table.add_row(
+            r["name"],
+            r["style"],
+            f"{r['value']:,.2f}",
+            f"[{colour}]{pnl:+,.2f}[/{colour}]",
+            r["positions"] or "-",
+            str(r["fills"]),
+        )
     return table
 
 
@@ -120,7 +140,9 @@ def demo(
                 live.update(_trader_table(rows, sim_time))
                 time.sleep(1.0)
     winners = sum(1 for r in rows if r["value"] > r["start"])
-    console.print(f"{winners} of {len(rows)} wallets are up after {duration * speed / 3600:.1f} simulated hours.")
+    console.print(
+        f"{winners} of {len(rows)} wallets are up after {duration * speed / 3600:.1f} simulated hours."
+    )
 
 
 def _wallet_row(info: Any, wallet: dict[str, Any], starts: dict[str, int]) -> dict[str, Any]:
@@ -128,13 +150,19 @@ def _wallet_row(info: Any, wallet: dict[str, Any], starts: dict[str, int]) -> di
     value = Decimal(state["marginSummary"]["accountValue"])
     for dex_coin in wallet["coins"]:
         if ":" in dex_coin:  # HIP-3 positions live in their dex's clearinghouse view
-            state["assetPositions"] += info.user_state(wallet["address"], dex_coin.split(":")[0])["assetPositions"]
-    positions = ", ".join(
-        f"{p['position']['coin']} {p['position']['szi']}" for p in state["assetPositions"]
-    )  # fmt: skip
+            state["assetPositions"] += info.user_state(wallet["address"], dex_coin.split(":")[0])[
+                "assetPositions"
+            ]
+    positions = ", ".join(f"{p['position']['coin']} {p['position']['szi']}" for p in state["assetPositions"])
     fills = len(info.user_fills(wallet["address"]))
-    return {"name": wallet["name"], "style": wallet["style"], "value": float(value),
-            "start": float(starts.get(wallet["name"], 0)), "positions": positions, "fills": fills}  # fmt: skip
+    return {
+        "name": wallet["name"],
+        "style": wallet["style"],
+        "value": float(value),
+        "start": float(starts.get(wallet["name"], 0)),
+        "positions": positions,
+        "fills": fills,
+    }
 
 
 if __name__ == "__main__":

@@ -141,8 +141,7 @@ def to_wire(x: Decimal) -> str:
         raise ValueError(f"not a finite number: {x}")
     if x == 0:
         return "0"
-    text = format(x.normalize(), "f")
-    return text
+    return format(x.normalize(), "f")
 
 
 # --------------------------------------------------------------------------- integer grid

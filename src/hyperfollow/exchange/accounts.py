@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hyperfollow.domain.rules import Instrument
+from hyperfollow.exchange.book import Order
 
 MICRO = 1_000_000
 HISTORY_LIMIT = 10_000  # the venue keeps the 10,000 most recent fills retrievable
@@ -24,7 +25,8 @@ ORDER_HISTORY_LIMIT = 2_000
 
 def ntl_div(inst: Instrument) -> int:
     """Divide ticks*lots by this to get micro-USD."""
-    return 10 ** (inst.px_decimals + inst.sz_decimals - 6)
+    divisor: int = 10 ** (inst.px_decimals + inst.sz_decimals - 6)
+    return divisor
 
 
 @dataclass(slots=True)
@@ -63,11 +65,11 @@ class Account:
     usdc: int = 0  # cross balance, micro-USD
     positions: dict[int, Position] = field(default_factory=dict)
     leverage: dict[int, tuple[bool, int]] = field(default_factory=dict)  # asset -> (is_cross, leverage)
-    open_orders: dict[int, Any] = field(default_factory=dict)  # oid -> Order (resting and trigger)
+    open_orders: dict[int, Order] = field(default_factory=dict)  # oid -> Order (resting and trigger)
     order_margin: int = 0  # micro-USD reserved by resting orders that would increase a position
     spot: dict[str, int] = field(default_factory=dict)  # token -> balance in 1e-8 units
     fills: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=HISTORY_LIMIT))
-    orders: deque[Any] = field(default_factory=lambda: deque(maxlen=ORDER_HISTORY_LIMIT))
+    orders: deque[Order] = field(default_factory=lambda: deque(maxlen=ORDER_HISTORY_LIMIT))
     fundings: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=HISTORY_LIMIT))
     ledger: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=HISTORY_LIMIT))
     cum_volume: int = 0  # micro-USD traded

@@ -127,18 +127,33 @@ class ExchangeApi:
         self.auth_clock = auth_clock  # nonces and expiresAfter are client wall-clock times
         self.address_budget = address_budget
         self.handlers: dict[str, Callable[[Actor, Mapping[str, Any]], dict[str, Any]]] = {
-            "order": self.order, "cancel": self.cancel, "cancelByCloid": self.cancel_by_cloid,
-            "batchModify": self.batch_modify, "modify": self.modify, "scheduleCancel": self.schedule_cancel,
-            "updateLeverage": self.update_leverage, "updateIsolatedMargin": self.update_isolated_margin,
-            "approveAgent": self.approve_agent, "usdSend": self.usd_send, "withdraw3": self.withdraw,
-            "usdClassTransfer": self.usd_class_transfer, "spotSend": self.spot_send,
-            "sendAsset": self.default, "createSubAccount": self.create_sub_account,
-            "subAccountTransfer": self.sub_account_transfer, "vaultTransfer": self.vault_transfer,
-            "approveBuilderFee": self.default, "setReferrer": self.default, "noop": self.default,
-            "evmUserModify": self.default, "agentEnableDexAbstraction": self.default,
-            "agentSetAbstraction": self.default, "userDexAbstraction": self.default,
-            "userSetAbstraction": self.default, "tokenDelegate": self.default,
-        }  # fmt: skip
+            "order": self.order,
+            "cancel": self.cancel,
+            "cancelByCloid": self.cancel_by_cloid,
+            "batchModify": self.batch_modify,
+            "modify": self.modify,
+            "scheduleCancel": self.schedule_cancel,
+            "updateLeverage": self.update_leverage,
+            "updateIsolatedMargin": self.update_isolated_margin,
+            "approveAgent": self.approve_agent,
+            "usdSend": self.usd_send,
+            "withdraw3": self.withdraw,
+            "usdClassTransfer": self.usd_class_transfer,
+            "spotSend": self.spot_send,
+            "sendAsset": self.default,
+            "createSubAccount": self.create_sub_account,
+            "subAccountTransfer": self.sub_account_transfer,
+            "vaultTransfer": self.vault_transfer,
+            "approveBuilderFee": self.default,
+            "setReferrer": self.default,
+            "noop": self.default,
+            "evmUserModify": self.default,
+            "agentEnableDexAbstraction": self.default,
+            "agentSetAbstraction": self.default,
+            "userDexAbstraction": self.default,
+            "userSetAbstraction": self.default,
+            "tokenDelegate": self.default,
+        }
 
     # ------------------------------------------------------------------ entry point
 
@@ -206,8 +221,10 @@ class ExchangeApi:
         if acct.n_actions > cap:
             acct.n_actions -= cost
             volume = scaled_to_wire(acct.cum_volume, 6)
-            return (f"Too many cumulative requests sent ({acct.n_actions + cost} > {cap}) for cumulative volume "
-                    f"traded ${volume}. Place taker orders to free up 1 request per USDC traded.")  # fmt: skip
+            return (
+                f"Too many cumulative requests sent ({acct.n_actions + cost} > {cap}) for cumulative volume "
+                f"traded ${volume}. Place taker orders to free up 1 request per USDC traded."
+            )
         return None
 
     @staticmethod
@@ -257,8 +274,12 @@ class ExchangeApi:
         if all(isinstance(s, OrderSpec) for s in specs):
             statuses = self.engine.place_batch(user, [s for s in specs if isinstance(s, OrderSpec)], grouping)
         else:
-            statuses = [self.engine.place(user, s, grouping if s.trigger else "na") if isinstance(s, OrderSpec)
-                        else {"error": s} for s in specs]  # fmt: skip
+            statuses = [
+                self.engine.place(user, s, grouping if s.trigger else "na")
+                if isinstance(s, OrderSpec)
+                else {"error": s}
+                for s in specs
+            ]
         return self.ok("order", {"statuses": statuses})
 
     def cancel(self, actor: Actor, action: Mapping[str, Any]) -> dict[str, Any]:
@@ -345,10 +366,21 @@ class ExchangeApi:
         e.account(destination).usdc += amount
         now = e.now()
         for user in (source, destination):
-            e.accounts[user].ledger.append({"time": now, "hash": e._hash(kind, now, source, destination),
-                                            "delta": {"type": kind, "user": source, "destination": destination,
-                                                      "token": "USDC", "amount": scaled_to_wire(amount, 6),
-                                                      "usdcValue": scaled_to_wire(amount, 6), "fee": "0.0"}})  # fmt: skip
+            e.accounts[user].ledger.append(
+                {
+                    "time": now,
+                    "hash": e._hash(kind, now, source, destination),
+                    "delta": {
+                        "type": kind,
+                        "user": source,
+                        "destination": destination,
+                        "token": "USDC",
+                        "amount": scaled_to_wire(amount, 6),
+                        "usdcValue": scaled_to_wire(amount, 6),
+                        "fee": "0.0",
+                    },
+                }
+            )
         return self.ok()
 
     def withdraw(self, actor: Actor, action: Mapping[str, Any]) -> dict[str, Any]:

@@ -8,10 +8,21 @@ from typing import Any
 from hyperfollow.domain.rules import Instrument, scaled_to_wire
 
 INTERVAL_MS: dict[str, int] = {
-    "1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000, "1h": 3_600_000,
-    "2h": 7_200_000, "4h": 14_400_000, "8h": 28_800_000, "12h": 43_200_000, "1d": 86_400_000,
-    "3d": 259_200_000, "1w": 604_800_000, "1M": 2_592_000_000,
-}  # fmt: skip
+    "1m": 60_000,
+    "3m": 180_000,
+    "5m": 300_000,
+    "15m": 900_000,
+    "30m": 1_800_000,
+    "1h": 3_600_000,
+    "2h": 7_200_000,
+    "4h": 14_400_000,
+    "8h": 28_800_000,
+    "12h": 43_200_000,
+    "1d": 86_400_000,
+    "3d": 259_200_000,
+    "1w": 604_800_000,
+    "1M": 2_592_000_000,
+}
 MAX_MINUTES = 60 * 24 * 31  # a month of 1m bars per coin
 MAX_CANDLES = 5000  # the venue serves at most the latest 5000 candles
 
@@ -84,8 +95,14 @@ class CandleStore:
     ) -> dict[str, Any]:
         px = inst.px_decimals
         return {
-            "t": t, "T": t + step - 1, "s": coin, "i": interval,
-            "o": scaled_to_wire(bar[0], px), "c": scaled_to_wire(bar[3], px),
-            "h": scaled_to_wire(bar[1], px), "l": scaled_to_wire(bar[2], px),
-            "v": scaled_to_wire(bar[4], inst.sz_decimals), "n": bar[5],
-        }  # fmt: skip
+            "t": t,
+            "T": t + step - 1,
+            "s": coin,
+            "i": interval,
+            "o": scaled_to_wire(bar[0], px),
+            "c": scaled_to_wire(bar[3], px),
+            "h": scaled_to_wire(bar[1], px),
+            "l": scaled_to_wire(bar[2], px),
+            "v": scaled_to_wire(bar[4], inst.sz_decimals),
+            "n": bar[5],
+        }

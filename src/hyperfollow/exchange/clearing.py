@@ -114,8 +114,14 @@ def apply_funding(engine: Engine, ts_ms: int) -> None:
     rates = {a: funding_rate(engine, a) for a in engine.marks if not engine.insts[a].is_spot}
     for asset, rate in rates.items():
         inst = engine.insts[asset]
-        engine.funding_history[asset].append({"coin": inst.coin, "fundingRate": f"{rate:.10f}".rstrip("0"),
-                                              "premium": f"{rate * 8:.10f}".rstrip("0"), "time": ts_ms})  # fmt: skip
+        engine.funding_history[asset].append(
+            {
+                "coin": inst.coin,
+                "fundingRate": f"{rate:.10f}".rstrip("0"),
+                "premium": f"{rate * 8:.10f}".rstrip("0"),
+                "time": ts_ms,
+            }
+        )
     for acct in engine.accounts.values():
         for asset, pos in acct.positions.items():
             if pos.szi == 0 or asset not in rates:
@@ -134,8 +140,14 @@ def _pay_funding(engine: Engine, user: str, pos: Position, payment: int, rate: f
     pos.funding_open += payment
     pos.funding_change += payment
     inst = engine.insts[pos.asset]
-    item = {"time": ts_ms, "coin": inst.coin, "usdc": scaled_to_wire(-payment, 6),
-            "szi": engine.sz_wire(inst, pos.szi), "fundingRate": f"{rate:.10f}".rstrip("0"), "nSamples": None}  # fmt: skip
+    item = {
+        "time": ts_ms,
+        "coin": inst.coin,
+        "usdc": scaled_to_wire(-payment, 6),
+        "szi": engine.sz_wire(inst, pos.szi),
+        "fundingRate": f"{rate:.10f}".rstrip("0"),
+        "nSamples": None,
+    }
     acct.fundings.append(item)
     engine.emit("user", user, {"funding": item})
 
@@ -167,8 +179,9 @@ def _liquidate(engine: Engine, user: str, positions: list[Position], account_val
         inst = engine.insts[pos.asset]
         mark = engine.marks[pos.asset]
         is_buy = pos.szi < 0
-        px = engine._round_px(inst, mark * (1 + LIQUIDATION_SLIPPAGE if is_buy else 1 - LIQUIDATION_SLIPPAGE),
-                              up=is_buy)  # fmt: skip
+        px = engine._round_px(
+            inst, mark * (1 + LIQUIDATION_SLIPPAGE if is_buy else 1 - LIQUIDATION_SLIPPAGE), up=is_buy
+        )
         spec = OrderSpec(pos.asset, is_buy, px, abs(pos.szi), reduce_only=True, tif="LiquidationMarket")
         order = engine._new_order(user, spec, "na")
         cross_balance = acct.usdc
@@ -179,9 +192,15 @@ def _liquidate(engine: Engine, user: str, positions: list[Position], account_val
             acct.usdc = cross_balance  # margin: the insurance fund covers a gap beyond it
     if acct.usdc < 0:  # the insurance fund covers a negative balance
         acct.usdc = 0
-    event: dict[str, Any] = {"liquidation": {"lid": engine.next_tid, "liquidator": "0x" + "0" * 40,
-                                             "liquidated_user": user, "liquidated_ntl_pos": scaled_to_wire(ntl, 6),
-                                             "liquidated_account_value": scaled_to_wire(account_value, 6)}}  # fmt: skip
+    event: dict[str, Any] = {
+        "liquidation": {
+            "lid": engine.next_tid,
+            "liquidator": "0x" + "0" * 40,
+            "liquidated_user": user,
+            "liquidated_ntl_pos": scaled_to_wire(ntl, 6),
+            "liquidated_account_value": scaled_to_wire(account_value, 6),
+        }
+    }
     engine.emit("user", user, event)
     for callback in engine.on_liquidation:
         callback(user, event)

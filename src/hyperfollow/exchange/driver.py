@@ -75,8 +75,9 @@ class MarketDriver:
         now = engine.now()
         self.market = SyntheticMarket({c: models[c] for c in listed if c in models}, seed, now)
         self.mm = MarketMaker(engine, seed)
-        self.traders = [SimTrader(spec, seed) for spec in traders or ()
-                        if all(c in listed for c in spec.coins)]  # fmt: skip
+        self.traders = [
+            SimTrader(spec, seed) for spec in traders or () if all(c in listed for c in spec.coins)
+        ]
         for trader in self.traders:
             trader.setup(engine)
         self._replay_px: dict[str, float] = {}
@@ -103,9 +104,16 @@ class MarketDriver:
         self, inst: Instrument, ref_px: float, imbalance: float, state: CoinState | None = None
     ) -> None:
         model = DEFAULT_MODELS.get(inst.coin) or CoinModel(inst.coin, ref_px)
-        bids, asks = build_quotes(inst, ref_px, imbalance, levels=20, half_spread_bps=model.half_spread_bps,
-                                  level_step_bps=model.level_step_bps, base_size_usd=model.base_size_usd,
-                                  rng=self.mm.rng)  # fmt: skip
+        bids, asks = build_quotes(
+            inst,
+            ref_px,
+            imbalance,
+            levels=20,
+            half_spread_bps=model.half_spread_bps,
+            level_step_bps=model.level_step_bps,
+            base_size_usd=model.base_size_usd,
+            rng=self.mm.rng,
+        )
         self.engine.set_prices(inst.asset, _ticks(inst, state.efficient_px if state else ref_px))
         self.mm.requote(inst, bids, asks)
         self.engine.set_prices(inst.asset, _ticks(inst, ref_px))
@@ -135,8 +143,11 @@ class MarketDriver:
                 self._replay_book(inst, event)
             elif isinstance(event, CandleEvent):
                 path = intra_candle_path(event, 1000)
-                self._replay_px[inst.coin] = path[-1][1] if event.ts_ms + event.interval_ms <= now_ms else \
-                    next((p for t, p in reversed(path) if t <= now_ms), path[0][1])  # fmt: skip
+                self._replay_px[inst.coin] = (
+                    path[-1][1]
+                    if event.ts_ms + event.interval_ms <= now_ms
+                    else next((p for t, p in reversed(path) if t <= now_ms), path[0][1])
+                )
             elif isinstance(event, TradeEvent):
                 self._replay_px.setdefault(inst.coin, float(event.px))
 
@@ -161,4 +172,5 @@ class MarketDriver:
 
 
 def _ticks(inst: Instrument, px: float) -> int:
-    return max(1, round(px * 10**inst.px_decimals))
+    scale: int = 10**inst.px_decimals
+    return max(1, round(px * scale))

@@ -63,14 +63,23 @@ class EmbeddedExchange:
         self.nonces = NonceTracker(past_window_ms=nonce_window_ms[0], future_window_ms=nonce_window_ms[1])
         self.auth = Authenticator(self._is_known, self._vault_leader, self.agents, self.nonces, is_mainnet)
         self.info_api = InfoApi(self.engine, self.agents)
-        self.exchange_api = ExchangeApi(self.engine, self.auth, self.agents, auth_clock=auth_clock,
-                                        address_budget=address_budget)  # fmt: skip
+        self.exchange_api = ExchangeApi(
+            self.engine, self.auth, self.agents, auth_clock=auth_clock, address_budget=address_budget
+        )
         coins = coins if coins is not None else (rec.coins() if rec else ["BTC", "ETH", "SOL", "HYPE"])
         coins = list(dict.fromkeys([*coins, "xyz:TSLA", "xyz:NVDA", "PURR/USDC"])) if rec is None else coins
-        self.driver = MarketDriver(self.engine, seed, coins, recording=rec,
-                                   traders=DEFAULT_TRADERS if simulated_traders else None)  # fmt: skip
-        log.info("exchange.ready", seed=seed, speed=speed, stepped=stepped, coins=coins,
-                 traders=len(self.driver.traders), replay=recording)  # fmt: skip
+        self.driver = MarketDriver(
+            self.engine, seed, coins, recording=rec, traders=DEFAULT_TRADERS if simulated_traders else None
+        )
+        log.info(
+            "exchange.ready",
+            seed=seed,
+            speed=speed,
+            stepped=stepped,
+            coins=coins,
+            traders=len(self.driver.traders),
+            replay=recording,
+        )
 
     def _is_known(self, user: str) -> bool:
         return self.engine.is_known(user)
@@ -139,8 +148,17 @@ class EmbeddedExchange:
         return vault
 
     def traders(self) -> list[dict[str, Any]]:
-        return [{"address": t.address, "name": t.spec.name, "style": t.spec.style, "coins": list(t.spec.coins),
-                 "leverage": t.spec.leverage, "skill": t.spec.skill} for t in self.driver.traders]  # fmt: skip
+        return [
+            {
+                "address": t.address,
+                "name": t.spec.name,
+                "style": t.spec.style,
+                "coins": list(t.spec.coins),
+                "leverage": t.spec.leverage,
+                "skill": t.spec.skill,
+            }
+            for t in self.driver.traders
+        ]
 
 
 def _address(value: Any) -> str:

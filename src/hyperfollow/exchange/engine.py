@@ -10,6 +10,7 @@ server after each request or market step.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from hyperfollow.exchange.accounts import Account, Position, ntl_div
 from hyperfollow.exchange.book import Order, OrderBook, Trigger
 from hyperfollow.exchange.candles import CandleStore
 from hyperfollow.exchange.clock import SimClock
+from hyperfollow.exchange.market import valid_ticks_ceil, valid_ticks_floor
 from hyperfollow.exchange.universe import Universe
 
 Status = dict[str, Any] | str
@@ -93,8 +95,9 @@ class Engine:
 
     def is_known(self, user: str) -> bool:
         acct = self.accounts.get(user)
-        return acct is not None and (acct.usdc > 0 or bool(acct.positions) or acct.cum_volume > 0
-                                     or any(acct.spot.values()))  # fmt: skip
+        return acct is not None and (
+            acct.usdc > 0 or bool(acct.positions) or acct.cum_volume > 0 or any(acct.spot.values())
+        )
 
     def emit(self, channel: str, key: str, payload: Any) -> None:
         if self.outbox is not None:
@@ -116,8 +119,13 @@ class Engine:
         acct = self.account(user)
         acct.usdc += usd_micro
         acct.spot["USDC"] = acct.spot.get("USDC", 0)
-        acct.ledger.append({"time": self.now(), "hash": self._hash("dep", self.now(), user),
-                            "delta": {"type": "deposit", "usdc": scaled_to_wire(usd_micro, 6)}})  # fmt: skip
+        acct.ledger.append(
+            {
+                "time": self.now(),
+                "hash": self._hash("dep", self.now(), user),
+                "delta": {"type": "deposit", "usdc": scaled_to_wire(usd_micro, 6)},
+            }
+        )
 
     def set_prices(self, asset: int, oracle: int, mark: int | None = None) -> None:
         """Move the oracle (and mark) price of a market, then fire any trigger it crosses."""
@@ -183,8 +191,24 @@ class Engine:
     def _new_order(self, user: str, spec: OrderSpec, group: str) -> Order:
         self.next_oid += 1
         now = self.now()
-        return Order(self.next_oid, user, spec.asset, spec.is_buy, spec.px, spec.sz, spec.sz, spec.tif,
-                     spec.reduce_only, spec.cloid, now, spec.trigger, "open", now, 0, group)  # fmt: skip
+        return Order(
+            self.next_oid,
+            user,
+            spec.asset,
+            spec.is_buy,
+            spec.px,
+            spec.sz,
+            spec.sz,
+            spec.tif,
+            spec.reduce_only,
+            spec.cloid,
+            now,
+            spec.trigger,
+            "open",
+            now,
+            0,
+            group,
+        )
 
     def _validate(self, user: str, inst: Instrument, spec: OrderSpec) -> str | None:
         if inst.is_delisted or spec.asset not in self.marks:
@@ -209,8 +233,11 @@ class Engine:
             if szi == 0 or (szi > 0) == spec.is_buy:
                 return "Reduce only order would increase position."
         if not spec.reduce_only and spec.px * spec.sz // ntl_div(inst) < MIN_ORDER_MICRO:
-            return "Order must have minimum value of 10 USDC." if inst.is_spot else \
-                "Order must have minimum value of $10."  # fmt: skip
+            return (
+                "Order must have minimum value of 10 USDC."
+                if inst.is_spot
+                else "Order must have minimum value of $10."
+            )
         if spec.tif == "Alo" and spec.trigger is None:
             book = self.books[spec.asset]
             if book.crosses(spec.is_buy, spec.px):
@@ -271,8 +298,11 @@ class Engine:
         order.status, order.status_ts = "filled", self.now()
         self._order_update(inst, order)
         self._record(order)
-        body: dict[str, Any] = {"totalSz": self.sz_wire(inst, order.filled_sz),
-                                "avgPx": self._avg_px_wire(inst, order), "oid": order.oid}  # fmt: skip
+        body: dict[str, Any] = {
+            "totalSz": self.sz_wire(inst, order.filled_sz),
+            "avgPx": self._avg_px_wire(inst, order),
+            "oid": order.oid,
+        }
         if order.cloid:
             body["cloid"] = order.cloid
         return {"filled": body}
@@ -372,9 +402,16 @@ class Engine:
                 order.margin = reserved
             self._fill_account(inst, order, px, qty, ntl, crossed, tid, tx_hash, now)
         buyer, seller = (maker, taker) if maker.is_buy else (taker, maker)
-        trade = {"coin": inst.coin, "side": "B" if taker.is_buy else "A", "px": self.px_wire(inst, px),
-                 "sz": self.sz_wire(inst, qty), "time": now, "hash": tx_hash, "tid": tid,
-                 "users": [buyer.user, seller.user]}  # fmt: skip
+        trade = {
+            "coin": inst.coin,
+            "side": "B" if taker.is_buy else "A",
+            "px": self.px_wire(inst, px),
+            "sz": self.sz_wire(inst, qty),
+            "time": now,
+            "hash": tx_hash,
+            "tid": tid,
+            "users": [buyer.user, seller.user],
+        }
         self.trades[inst.asset].append(trade)
         self.emit("trades", inst.coin, trade)
         stats = self.day_stats.setdefault(inst.asset, [0, 0])
@@ -386,8 +423,18 @@ class Engine:
             if order.children:
                 self._activate_children(order)
 
-    def _fill_account(self, inst: Instrument, order: Order, px: int, qty: int, ntl: int, crossed: bool,
-                      tid: int, tx_hash: str, now: int) -> None:  # fmt: skip
+    def _fill_account(
+        self,
+        inst: Instrument,
+        order: Order,
+        px: int,
+        qty: int,
+        ntl: int,
+        crossed: bool,
+        tid: int,
+        tx_hash: str,
+        now: int,
+    ) -> None:
         acct = self.accounts[order.user]
         if inst.is_spot:
             rate = SPOT_TAKER_FEE if crossed else SPOT_MAKER_FEE
@@ -404,16 +451,30 @@ class Engine:
         if not acct.keep_history and self.outbox is None:
             return
         fill: dict[str, Any] = {
-            "coin": inst.coin, "px": self.px_wire(inst, px), "sz": self.sz_wire(inst, qty),
-            "side": "B" if order.is_buy else "A", "time": now, "startPosition": self.sz_wire(inst, start),
-            "dir": direction, "closedPnl": scaled_to_wire(closed, 6), "hash": tx_hash, "oid": order.oid,
-            "crossed": crossed, "fee": scaled_to_wire(fee, 6), "tid": tid, "feeToken": "USDC", "twapId": None,
-        }  # fmt: skip
+            "coin": inst.coin,
+            "px": self.px_wire(inst, px),
+            "sz": self.sz_wire(inst, qty),
+            "side": "B" if order.is_buy else "A",
+            "time": now,
+            "startPosition": self.sz_wire(inst, start),
+            "dir": direction,
+            "closedPnl": scaled_to_wire(closed, 6),
+            "hash": tx_hash,
+            "oid": order.oid,
+            "crossed": crossed,
+            "fee": scaled_to_wire(fee, 6),
+            "tid": tid,
+            "feeToken": "USDC",
+            "twapId": None,
+        }
         if order.cloid:
             fill["cloid"] = order.cloid
         if order.tif == "LiquidationMarket":
-            fill["liquidation"] = {"liquidatedUser": order.user, "markPx": self.px_wire(inst, self.marks[inst.asset]),
-                                   "method": "market"}  # fmt: skip
+            fill["liquidation"] = {
+                "liquidatedUser": order.user,
+                "markPx": self.px_wire(inst, self.marks[inst.asset]),
+                "method": "market",
+            }
         if acct.keep_history:
             acct.fills.append(fill)
         self.emit("userFills", order.user, fill)
@@ -435,8 +496,9 @@ class Engine:
     def _on_flat(self, acct: Account, inst: Instrument) -> None:
         """A position just went flat: reduce-only and position TP/SL orders on it are cancelled."""
         for order in list(acct.open_orders.values()):
-            if order.asset == inst.asset and (order.is_position_tpsl or
-                                              (order.reduce_only and order.trigger is None)):  # fmt: skip
+            if order.asset == inst.asset and (
+                order.is_position_tpsl or (order.reduce_only and order.trigger is None)
+            ):
                 self._cancel(order, "reduceOnlyCanceled")
 
     def _avg_px_wire(self, inst: Instrument, order: Order) -> str:
@@ -580,20 +642,20 @@ class Engine:
             return
         acct = self.accounts[order.user]
         for other in list(acct.open_orders.values()):
-            if (other.asset == order.asset and other.group == order.group and other.trigger is not None
-                    and not other.triggered and other.parent is order.parent):  # fmt: skip
+            if (
+                other.asset == order.asset
+                and other.group == order.group
+                and other.trigger is not None
+                and not other.triggered
+                and other.parent is order.parent
+            ):
                 self._cancel(other, "siblingFilledCanceled")
 
     def _round_px(self, inst: Instrument, px: float, up: bool) -> int:
-        """Nearest valid price (5 significant figures) at or beyond ``px`` in ticks."""
-        ticks = int(px) + (1 if up and px != int(px) else 0)
-        digits = len(str(max(ticks, 1)))
-        step = 10 ** max(0, digits - 5)
-        step = min(step, 10**inst.px_decimals) if ticks >= 10**inst.px_decimals * 10**5 else step
-        ticks = (-(-ticks // step) if up else ticks // step) * step
-        while not ticks_are_valid(ticks, inst.px_decimals):
-            ticks += step if up else -step
-        return max(ticks, 1)
+        """Nearest valid price (5 significant figures, tick decimals) at or beyond ``px`` ticks."""
+        if up:
+            return valid_ticks_ceil(math.ceil(px), inst.px_decimals)
+        return max(1, valid_ticks_floor(math.floor(px), inst.px_decimals))
 
     # ---------------------------------------------------------------- bookkeeping
 
@@ -605,15 +667,27 @@ class Engine:
     def _order_update(self, inst: Instrument, order: Order) -> None:
         if self.outbox is None:
             return
-        self.emit("orderUpdates", order.user, {"order": self.order_wire(inst, order), "status": order.status,
-                                               "statusTimestamp": order.status_ts})  # fmt: skip
+        self.emit(
+            "orderUpdates",
+            order.user,
+            {
+                "order": self.order_wire(inst, order),
+                "status": order.status,
+                "statusTimestamp": order.status_ts,
+            },
+        )
 
     def order_wire(self, inst: Instrument, order: Order) -> dict[str, Any]:
         """The basic order object of openOrders / orderUpdates."""
-        out: dict[str, Any] = {"coin": inst.coin, "side": "B" if order.is_buy else "A",
-                               "limitPx": self.px_wire(inst, order.px), "sz": self.sz_wire(inst, order.sz),
-                               "oid": order.oid, "timestamp": order.timestamp,
-                               "origSz": self.sz_wire(inst, order.orig_sz)}  # fmt: skip
+        out: dict[str, Any] = {
+            "coin": inst.coin,
+            "side": "B" if order.is_buy else "A",
+            "limitPx": self.px_wire(inst, order.px),
+            "sz": self.sz_wire(inst, order.sz),
+            "oid": order.oid,
+            "timestamp": order.timestamp,
+            "origSz": self.sz_wire(inst, order.orig_sz),
+        }
         if order.cloid:
             out["cloid"] = order.cloid
         if order.reduce_only:

@@ -82,27 +82,53 @@ class InfoApi:
         self.engine = engine
         self.agents = agents
         self.handlers: dict[str, Callable[[Mapping[str, Any]], Any]] = {
-            "meta": self.meta, "metaAndAssetCtxs": self.meta_and_ctxs, "spotMeta": lambda r: engine.universe.spot,
-            "spotMetaAndAssetCtxs": self.spot_meta_and_ctxs, "perpDexs": lambda r: engine.universe.dexs,
-            "allMids": self.all_mids, "clearinghouseState": self.clearinghouse_state,
-            "spotClearinghouseState": self.spot_state, "openOrders": self.open_orders,
-            "frontendOpenOrders": self.frontend_open_orders, "userFills": self.user_fills,
-            "userFillsByTime": self.user_fills_by_time, "l2Book": self.l2_book,
-            "candleSnapshot": self.candle_snapshot, "fundingHistory": self.funding_history,
-            "userFunding": self.user_funding, "userNonFundingLedgerUpdates": self.ledger,
-            "orderStatus": self.order_status, "historicalOrders": self.historical_orders,
-            "userRateLimit": self.user_rate_limit, "userFees": self.user_fees, "portfolio": self.portfolio,
-            "userRole": self.user_role, "extraAgents": self.extra_agents, "recentTrades": self.recent_trades,
-            "activeAssetData": self.active_asset_data, "predictedFundings": self.predicted_fundings,
+            "meta": self.meta,
+            "metaAndAssetCtxs": self.meta_and_ctxs,
+            "spotMeta": lambda r: engine.universe.spot,
+            "spotMetaAndAssetCtxs": self.spot_meta_and_ctxs,
+            "perpDexs": lambda r: engine.universe.dexs,
+            "allMids": self.all_mids,
+            "clearinghouseState": self.clearinghouse_state,
+            "spotClearinghouseState": self.spot_state,
+            "openOrders": self.open_orders,
+            "frontendOpenOrders": self.frontend_open_orders,
+            "userFills": self.user_fills,
+            "userFillsByTime": self.user_fills_by_time,
+            "l2Book": self.l2_book,
+            "candleSnapshot": self.candle_snapshot,
+            "fundingHistory": self.funding_history,
+            "userFunding": self.user_funding,
+            "userNonFundingLedgerUpdates": self.ledger,
+            "orderStatus": self.order_status,
+            "historicalOrders": self.historical_orders,
+            "userRateLimit": self.user_rate_limit,
+            "userFees": self.user_fees,
+            "portfolio": self.portfolio,
+            "userRole": self.user_role,
+            "extraAgents": self.extra_agents,
+            "recentTrades": self.recent_trades,
+            "activeAssetData": self.active_asset_data,
+            "predictedFundings": self.predicted_fundings,
             "exchangeStatus": lambda r: {"time": engine.now(), "specialStatuses": None},
-            "subAccounts": lambda r: None, "userVaultEquities": lambda r: [], "userTwapSliceFills": lambda r: [],
-            "referral": self.referral, "maxBuilderFee": lambda r: 0, "delegations": lambda r: [],
-            "delegatorSummary": lambda r: {"delegated": "0.0", "undelegated": "0.0",
-                                           "totalPendingWithdrawal": "0.0", "nPendingWithdrawals": 0},
-            "delegatorRewards": lambda r: [], "delegatorHistory": lambda r: [],
-            "userToMultiSigSigners": lambda r: None, "userDexAbstraction": lambda r: False,
-            "userAbstraction": lambda r: "disabled", "perpDeployAuctionStatus": self.auction_status,
-        }  # fmt: skip
+            "subAccounts": lambda r: None,
+            "userVaultEquities": lambda r: [],
+            "userTwapSliceFills": lambda r: [],
+            "referral": self.referral,
+            "maxBuilderFee": lambda r: 0,
+            "delegations": lambda r: [],
+            "delegatorSummary": lambda r: {
+                "delegated": "0.0",
+                "undelegated": "0.0",
+                "totalPendingWithdrawal": "0.0",
+                "nPendingWithdrawals": 0,
+            },
+            "delegatorRewards": lambda r: [],
+            "delegatorHistory": lambda r: [],
+            "userToMultiSigSigners": lambda r: None,
+            "userDexAbstraction": lambda r: False,
+            "userAbstraction": lambda r: "disabled",
+            "perpDeployAuctionStatus": self.auction_status,
+        }
 
     def handle(self, req: Any) -> Any:
         if not isinstance(req, Mapping):
@@ -130,9 +156,18 @@ class InfoApi:
         e = self.engine
         mark = e.marks.get(inst.asset)
         if mark is None:
-            return {"funding": "0.0", "openInterest": "0.0", "prevDayPx": "0.0", "dayNtlVlm": "0.0",
-                    "premium": None, "oraclePx": "0.0", "markPx": "0.0", "midPx": None, "impactPxs": None,
-                    "dayBaseVlm": "0.0"}  # fmt: skip
+            return {
+                "funding": "0.0",
+                "openInterest": "0.0",
+                "prevDayPx": "0.0",
+                "dayNtlVlm": "0.0",
+                "premium": None,
+                "oraclePx": "0.0",
+                "markPx": "0.0",
+                "midPx": None,
+                "impactPxs": None,
+                "dayBaseVlm": "0.0",
+            }
         book = e.books[inst.asset]
         bid, ask = book.best_bid(), book.best_ask()
         ntl, base = e.day_stats.get(inst.asset, [0, 0])
@@ -143,13 +178,17 @@ class InfoApi:
             // 2
         )
         return {
-            "funding": f"{funding_rate(e, inst.asset):.8f}", "openInterest": e.sz_wire(inst, oi),
-            "prevDayPx": e.px_wire(inst, e.prev_day_px.get(inst.asset, mark)), "dayNtlVlm": _usd(ntl),
-            "premium": f"{((mid or oracle) - oracle) / oracle:.8f}", "oraclePx": e.px_wire(inst, oracle),
-            "markPx": e.px_wire(inst, mark), "midPx": e.px_wire(inst, mid) if mid is not None else None,
+            "funding": f"{funding_rate(e, inst.asset):.8f}",
+            "openInterest": e.sz_wire(inst, oi),
+            "prevDayPx": e.px_wire(inst, e.prev_day_px.get(inst.asset, mark)),
+            "dayNtlVlm": _usd(ntl),
+            "premium": f"{((mid or oracle) - oracle) / oracle:.8f}",
+            "oraclePx": e.px_wire(inst, oracle),
+            "markPx": e.px_wire(inst, mark),
+            "midPx": e.px_wire(inst, mid) if mid is not None else None,
             "impactPxs": [e.px_wire(inst, bid), e.px_wire(inst, ask)] if bid and ask else None,
             "dayBaseVlm": e.sz_wire(inst, base),
-        }  # fmt: skip
+        }
 
     def meta_and_ctxs(self, req: Mapping[str, Any]) -> Any:
         dex = self._dex(req)
@@ -163,9 +202,18 @@ class InfoApi:
         for pair in e.universe.spot["universe"]:
             inst = e.universe.by_coin[pair["name"]]
             ctx = self._asset_ctx(inst)
-            ctxs.append({"dayNtlVlm": ctx["dayNtlVlm"], "markPx": ctx["markPx"], "midPx": ctx["midPx"],
-                         "prevDayPx": ctx["prevDayPx"], "circulatingSupply": "1000000000.0", "coin": inst.coin,
-                         "totalSupply": "1000000000.0", "dayBaseVlm": ctx["dayBaseVlm"]})  # fmt: skip
+            ctxs.append(
+                {
+                    "dayNtlVlm": ctx["dayNtlVlm"],
+                    "markPx": ctx["markPx"],
+                    "midPx": ctx["midPx"],
+                    "prevDayPx": ctx["prevDayPx"],
+                    "circulatingSupply": "1000000000.0",
+                    "coin": inst.coin,
+                    "totalSupply": "1000000000.0",
+                    "dayBaseVlm": ctx["dayBaseVlm"],
+                }
+            )
         return [e.universe.spot, ctxs]
 
     def all_mids(self, req: Mapping[str, Any]) -> dict[str, str]:
@@ -221,14 +269,29 @@ class InfoApi:
 
     def predicted_fundings(self, req: Mapping[str, Any]) -> Any:
         e = self.engine
-        return [[e.insts[a].coin, [["HlPerp", {"fundingRate": f"{funding_rate(e, a):.8f}",
-                                               "nextFundingTime": e.next_funding_ms}]]]
-                for a in e.marks if not e.insts[a].is_spot]  # fmt: skip
+        return [
+            [
+                e.insts[a].coin,
+                [
+                    [
+                        "HlPerp",
+                        {"fundingRate": f"{funding_rate(e, a):.8f}", "nextFundingTime": e.next_funding_ms},
+                    ]
+                ],
+            ]
+            for a in e.marks
+            if not e.insts[a].is_spot
+        ]
 
     def auction_status(self, req: Mapping[str, Any]) -> Any:
         now = self.engine.now()
-        return {"startTimeSeconds": now // 1000, "durationSeconds": 111600, "startGas": "500.0",
-                "currentGas": "500.0", "endGas": None}  # fmt: skip
+        return {
+            "startTimeSeconds": now // 1000,
+            "durationSeconds": 111600,
+            "startGas": "500.0",
+            "currentGas": "500.0",
+            "endGas": None,
+        }
 
     # ------------------------------------------------------------------ users
 
@@ -254,15 +317,28 @@ class InfoApi:
             leverage["rawUsd"] = _usd(pos.margin - (pos.entry_ntl if pos.szi > 0 else -pos.entry_ntl))
         entry_px = pos.entry_ntl * 10**inst.px_decimals // abs(pos.szi)  # in 10^-(2*px_decimals)
         roe = upnl / (pos.entry_ntl / pos.leverage) if pos.entry_ntl else 0.0
-        return {"type": "oneWay", "position": {
-            "coin": inst.coin, "szi": e.sz_wire(inst, pos.szi), "leverage": leverage,
-            "entryPx": scaled_to_wire(entry_px, 2 * inst.px_decimals), "positionValue": _usd(value),
-            "unrealizedPnl": _usd(upnl), "returnOnEquity": f"{roe:.10f}".rstrip("0").rstrip("."),
-            "liquidationPx": None if liq is None else f"{liq / 10**inst.px_decimals:.{inst.px_decimals}f}",
-            "marginUsed": _usd(margin_used), "maxLeverage": inst.max_leverage,
-            "cumFunding": {"allTime": _usd(pos.funding_all), "sinceOpen": _usd(pos.funding_open),
-                           "sinceChange": _usd(pos.funding_change)},
-        }}  # fmt: skip
+        return {
+            "type": "oneWay",
+            "position": {
+                "coin": inst.coin,
+                "szi": e.sz_wire(inst, pos.szi),
+                "leverage": leverage,
+                "entryPx": scaled_to_wire(entry_px, 2 * inst.px_decimals),
+                "positionValue": _usd(value),
+                "unrealizedPnl": _usd(upnl),
+                "returnOnEquity": f"{roe:.10f}".rstrip("0").rstrip("."),
+                "liquidationPx": None
+                if liq is None
+                else f"{liq / 10**inst.px_decimals:.{inst.px_decimals}f}",
+                "marginUsed": _usd(margin_used),
+                "maxLeverage": inst.max_leverage,
+                "cumFunding": {
+                    "allTime": _usd(pos.funding_all),
+                    "sinceOpen": _usd(pos.funding_open),
+                    "sinceChange": _usd(pos.funding_change),
+                },
+            },
+        }
 
     def clearinghouse_state(self, req: Mapping[str, Any]) -> Any:
         e = self.engine
@@ -276,24 +352,41 @@ class InfoApi:
                 "totalRawUsd": "0.0",
                 "totalMarginUsed": "0.0",
             }
-            return {"marginSummary": zero, "crossMarginSummary": dict(zero), "crossMaintenanceMarginUsed": "0.0",
-                    "withdrawable": "0.0", "assetPositions": [], "time": now}  # fmt: skip
+            return {
+                "marginSummary": zero,
+                "crossMarginSummary": dict(zero),
+                "crossMaintenanceMarginUsed": "0.0",
+                "withdrawable": "0.0",
+                "assetPositions": [],
+                "time": now,
+            }
         cross_value, cross_ntl, cross_used, cross_maint = acct.cross_summary(e.marks, e.insts)
         positions = [p for p in acct.positions.values() if p.szi and e.insts[p.asset].dex == dex]
         total_ntl = sum(p.value(e.marks[p.asset]) for p in acct.positions.values() if p.szi)
         iso_margin = sum(p.margin for p in acct.positions.values() if p.szi and not p.is_cross)
-        raw = acct.usdc - sum((p.entry_ntl if p.szi > 0 else -p.entry_ntl) for p in acct.positions.values()
-                              if p.szi and p.is_cross)  # fmt: skip
+        raw = acct.usdc - sum(
+            (p.entry_ntl if p.szi > 0 else -p.entry_ntl)
+            for p in acct.positions.values()
+            if p.szi and p.is_cross
+        )
         return {
-            "marginSummary": {"accountValue": _usd(acct.total_value(e.marks)), "totalNtlPos": _usd(total_ntl),
-                              "totalRawUsd": _usd(raw + iso_margin), "totalMarginUsed": _usd(cross_used + iso_margin)},
-            "crossMarginSummary": {"accountValue": _usd(cross_value), "totalNtlPos": _usd(cross_ntl),
-                                   "totalRawUsd": _usd(raw), "totalMarginUsed": _usd(cross_used)},
+            "marginSummary": {
+                "accountValue": _usd(acct.total_value(e.marks)),
+                "totalNtlPos": _usd(total_ntl),
+                "totalRawUsd": _usd(raw + iso_margin),
+                "totalMarginUsed": _usd(cross_used + iso_margin),
+            },
+            "crossMarginSummary": {
+                "accountValue": _usd(cross_value),
+                "totalNtlPos": _usd(cross_ntl),
+                "totalRawUsd": _usd(raw),
+                "totalMarginUsed": _usd(cross_used),
+            },
             "crossMaintenanceMarginUsed": _usd(cross_maint),
             "withdrawable": _usd(max(0, cross_value - cross_used - acct.order_margin)),
             "assetPositions": [self._position_wire(acct, p, cross_value, cross_maint) for p in positions],
             "time": now,
-        }  # fmt: skip
+        }
 
     def spot_state(self, req: Mapping[str, Any]) -> Any:
         acct = self._account(req)
@@ -303,8 +396,15 @@ class InfoApi:
         balances = []
         for name, amount in acct.spot.items():
             if amount or name == "USDC":
-                balances.append({"coin": name, "token": tokens.get(name, 0), "total": scaled_to_wire(amount, 8),
-                                 "hold": "0.0", "entryNtl": "0.0"})  # fmt: skip
+                balances.append(
+                    {
+                        "coin": name,
+                        "token": tokens.get(name, 0),
+                        "total": scaled_to_wire(amount, 8),
+                        "hold": "0.0",
+                        "entryNtl": "0.0",
+                    }
+                )
         return {"balances": balances}
 
     def _orders(self, req: Mapping[str, Any]) -> list[Order]:
@@ -333,11 +433,19 @@ class InfoApi:
             above = (trig.tpsl == "tp") != order.is_buy
             trigger_px = e.px_wire(inst, trig.px)
             condition = f"Price {'above' if above else 'below'} {trigger_px}"
-        out.update({"triggerCondition": condition, "isTrigger": trig is not None, "triggerPx": trigger_px,
-                    "children": [self.frontend_order(c) for c in order.children or []],
-                    "isPositionTpsl": order.is_position_tpsl, "reduceOnly": order.reduce_only,
-                    "orderType": kind, "tif": None if trig is not None else order.tif,
-                    "cloid": order.cloid})  # fmt: skip
+        out.update(
+            {
+                "triggerCondition": condition,
+                "isTrigger": trig is not None,
+                "triggerPx": trigger_px,
+                "children": [self.frontend_order(c) for c in order.children or []],
+                "isPositionTpsl": order.is_position_tpsl,
+                "reduceOnly": order.reduce_only,
+                "orderType": kind,
+                "tif": None if trig is not None else order.tif,
+                "cloid": order.cloid,
+            }
+        )
         return out
 
     def frontend_open_orders(self, req: Mapping[str, Any]) -> Any:
@@ -359,8 +467,15 @@ class InfoApi:
         start, end = _int(req, "startTime"), _end_time(req)
         if acct is None:
             return []
-        return [{"time": f["time"], "hash": "0x" + "0" * 64, "delta": {"type": "funding", **{k: v for k, v in f.items()
-                 if k != "time"}}} for f in acct.fundings if start <= f["time"] <= end][:MAX_TIME_RANGE_ITEMS]  # fmt: skip
+        return [
+            {
+                "time": f["time"],
+                "hash": "0x" + "0" * 64,
+                "delta": {"type": "funding", **{k: v for k, v in f.items() if k != "time"}},
+            }
+            for f in acct.fundings
+            if start <= f["time"] <= end
+        ][:MAX_TIME_RANGE_ITEMS]
 
     def ledger(self, req: Mapping[str, Any]) -> Any:
         acct = self._account(req)
@@ -386,9 +501,8 @@ class InfoApi:
                 "Failed to deserialize the JSON body into the target type: `oid` must be an oid or cloid"
             )
         if acct is not None:
-            match = (lambda o: o.cloid == key.lower()) if isinstance(key, str) else (lambda o: o.oid == key)
             for order in list(acct.open_orders.values()) + list(acct.orders)[::-1]:
-                if match(order):
+                if (order.cloid == key.lower()) if isinstance(key, str) else (order.oid == key):
                     return {"status": "order", "order": self._status_wire(order)}
         return {"status": "unknownOid"}
 
@@ -403,17 +517,37 @@ class InfoApi:
         acct = self._account(req)
         volume = acct.cum_volume if acct else 0
         used = acct.n_actions if acct else 0
-        return {"cumVlm": _usd(volume), "nRequestsUsed": used, "nRequestsCap": 10_000 + volume // 1_000_000,
-                "nRequestsSurplus": 0}  # fmt: skip
+        return {
+            "cumVlm": _usd(volume),
+            "nRequestsUsed": used,
+            "nRequestsCap": 10_000 + volume // 1_000_000,
+            "nRequestsSurplus": 0,
+        }
 
     def user_fees(self, req: Mapping[str, Any]) -> Any:
         _user(req)
-        return {"dailyUserVlm": [], "feeSchedule": {"cross": "0.00045", "add": "0.00015", "spotCross": "0.0007",
-                "spotAdd": "0.0004", "tiers": {"vip": [], "mm": []}, "referralDiscount": "0.04",
-                "stakingDiscountTiers": []}, "userCrossRate": "0.00045", "userAddRate": "0.00015",
-                "userSpotCrossRate": "0.0007", "userSpotAddRate": "0.0004", "activeReferralDiscount": "0.0",
-                "trial": None, "feeTrialReward": "0.0", "nextTrialAvailableTimestamp": None,
-                "stakingLink": None, "activeStakingDiscount": {"bpsOfMaxSupply": "0.0", "discount": "0.0"}}  # fmt: skip
+        return {
+            "dailyUserVlm": [],
+            "feeSchedule": {
+                "cross": "0.00045",
+                "add": "0.00015",
+                "spotCross": "0.0007",
+                "spotAdd": "0.0004",
+                "tiers": {"vip": [], "mm": []},
+                "referralDiscount": "0.04",
+                "stakingDiscountTiers": [],
+            },
+            "userCrossRate": "0.00045",
+            "userAddRate": "0.00015",
+            "userSpotCrossRate": "0.0007",
+            "userSpotAddRate": "0.0004",
+            "activeReferralDiscount": "0.0",
+            "trial": None,
+            "feeTrialReward": "0.0",
+            "nextTrialAvailableTimestamp": None,
+            "stakingLink": None,
+            "activeStakingDiscount": {"bpsOfMaxSupply": "0.0", "discount": "0.0"},
+        }
 
     def portfolio(self, req: Mapping[str, Any]) -> Any:
         acct = self._account(req)
@@ -443,9 +577,16 @@ class InfoApi:
 
     def referral(self, req: Mapping[str, Any]) -> Any:
         acct = self._account(req)
-        return {"referredBy": None, "cumVlm": _usd(acct.cum_volume if acct else 0), "unclaimedRewards": "0.0",
-                "claimedRewards": "0.0", "builderRewards": "0.0", "referrerState": {"stage": "needToTrade",
-                "data": {"required": "10000.0"}}, "rewardHistory": [], "tokenToState": []}  # fmt: skip
+        return {
+            "referredBy": None,
+            "cumVlm": _usd(acct.cum_volume if acct else 0),
+            "unclaimedRewards": "0.0",
+            "claimedRewards": "0.0",
+            "builderRewards": "0.0",
+            "referrerState": {"stage": "needToTrade", "data": {"required": "10000.0"}},
+            "rewardHistory": [],
+            "tokenToState": [],
+        }
 
     def active_asset_data(self, req: Mapping[str, Any]) -> Any:
         e = self.engine
@@ -458,6 +599,11 @@ class InfoApi:
         mark = e.marks.get(inst.asset, 0)
         avail = max(0, e._available(acct)) if acct else 0
         max_sz = avail * lev // mark if mark else 0
-        return {"user": user, "coin": inst.coin, "leverage": {"type": "cross" if is_cross else "isolated",
-                "value": lev}, "maxTradeSzs": [e.sz_wire(inst, max_sz)] * 2,
-                "availableToTrade": [_usd(avail)] * 2, "markPx": e.px_wire(inst, mark)}  # fmt: skip
+        return {
+            "user": user,
+            "coin": inst.coin,
+            "leverage": {"type": "cross" if is_cross else "isolated", "value": lev},
+            "maxTradeSzs": [e.sz_wire(inst, max_sz)] * 2,
+            "availableToTrade": [_usd(avail)] * 2,
+            "markPx": e.px_wire(inst, mark),
+        }

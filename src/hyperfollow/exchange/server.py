@@ -55,13 +55,19 @@ class ExchangeServer:
         self.hub = WsHub(exchange.engine, exchange.info_api, self.limits.ws_max_users_per_ip)
         self.limiter = IpWeightLimiter(self.limits.ip_weight_per_min or 0)
         self.app = web.Application(middlewares=[self._normalize_path])
-        self.app.add_routes([
-            web.post("/info", self.handle_info), web.post("/exchange", self.handle_exchange),
-            web.get("/ws", self.handle_ws), web.get("/health", self.handle_health),
-            web.post("/sim/fund", self.handle_fund), web.post("/sim/price", self.handle_price),
-            web.post("/sim/advance", self.handle_advance), web.post("/sim/vault", self.handle_vault),
-            web.get("/sim/traders", self.handle_traders),
-        ])  # fmt: skip
+        self.app.add_routes(
+            [
+                web.post("/info", self.handle_info),
+                web.post("/exchange", self.handle_exchange),
+                web.get("/ws", self.handle_ws),
+                web.get("/health", self.handle_health),
+                web.post("/sim/fund", self.handle_fund),
+                web.post("/sim/price", self.handle_price),
+                web.post("/sim/advance", self.handle_advance),
+                web.post("/sim/vault", self.handle_vault),
+                web.get("/sim/traders", self.handle_traders),
+            ]
+        )
         self.app.on_startup.append(self._start_ticker)
         self.app.on_shutdown.append(self._close_websockets)
         self.app.on_cleanup.append(self._stop_ticker)
@@ -186,7 +192,7 @@ class ExchangeServer:
         assert isinstance(request, dict)
         kind, payload = request.get("type"), request.get("payload")
         try:
-            if kind == "info":
+            if kind == "info" and isinstance(payload, dict):
                 data = self.exchange.info(payload)
                 response: dict[str, Any] = {
                     "type": "info",
@@ -223,8 +229,13 @@ class ExchangeServer:
     async def handle_price(self, request: web.Request) -> web.Response:
         def price(b: dict[str, Any]) -> Any:
             self.exchange.set_price(b.get("coin"), b.get("px"))
-            return {"status": "ok", "coin": b["coin"], "mid": self.exchange.info({"type": "allMids",
-                    "dex": b["coin"].split(":")[0] if ":" in b["coin"] else ""}).get(b["coin"])}  # fmt: skip
+            return {
+                "status": "ok",
+                "coin": b["coin"],
+                "mid": self.exchange.info(
+                    {"type": "allMids", "dex": b["coin"].split(":")[0] if ":" in b["coin"] else ""}
+                ).get(b["coin"]),
+            }
 
         return await self._admin(request, price)
 
@@ -257,8 +268,7 @@ async def serve(server: ExchangeServer, host: str, port: int) -> tuple[web.AppRu
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
-    bound_port = sockets[0].getsockname()[1] if sockets else port
+    bound_port = runner.addresses[0][1] if runner.addresses else port
     return runner, f"http://{host}:{bound_port}"
 
 

@@ -18,9 +18,17 @@ from hyperfollow.exchange.info import InfoApi
 
 SubKey = tuple[str, ...]
 USER_SUBS = frozenset(
-    {"userFills", "orderUpdates", "userEvents", "userFundings", "userNonFundingLedgerUpdates", "webData2",
-     "notification", "activeAssetData"}
-)  # fmt: skip
+    {
+        "userFills",
+        "orderUpdates",
+        "userEvents",
+        "userFundings",
+        "userNonFundingLedgerUpdates",
+        "webData2",
+        "notification",
+        "activeAssetData",
+    }
+)
 MAX_QUEUE = 20_000
 
 
