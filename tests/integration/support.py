@@ -11,14 +11,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from typing import Any
 
 import eth_account
 import pytest
 import requests
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 from hyperliquid.exchange import Exchange
 from hyperliquid.info import Info
 from hyperliquid.utils.signing import sign_l1_action
@@ -51,12 +51,8 @@ NEXT_NONCE = _MonotonicMs()
 
 def wallet_for(name: str) -> LocalAccount:
     """A deterministic wallet: the key is keccak of the name."""
-    return eth_account.Account.from_key(keccak(text=f"hyperfollow-integration:{name}"))
-
-
-def sdk_px(px: float, sz_decimals: int, spot: bool = False) -> float:
-    """A price on the venue grid, rounded the way the SDK's market orders round (5 s.f., then decimals)."""
-    return round(float(f"{px:.5g}"), (8 if spot else 6) - sz_decimals)
+    wallet: LocalAccount = eth_account.Account.from_key(keccak(text=f"hyperfollow-integration:{name}"))
+    return wallet
 
 
 def dec(text: str) -> Decimal:
@@ -143,11 +139,6 @@ class Venue:
     infos: list[Info] = field(default_factory=list)  # WebSocket clients, disconnected by serve_venue
     session: requests.Session = field(default_factory=requests.Session)
 
-    @property
-    def engine_exchange(self) -> EmbeddedExchange:
-        """Read-only access for assertions; never mutate it while the server runs."""
-        return self.server.exchange
-
     # -------------------------------------------------------------- operator API
 
     def post(self, path: str, body: Any) -> requests.Response:
@@ -190,15 +181,14 @@ class Venue:
 
     # -------------------------------------------------------------- SDK clients
 
-    def trader(self, name: str, usd: str | None = "10000", *, vault: str | None = None,
-               account: str | None = None, wallet: LocalAccount | None = None) -> Trader:  # fmt: skip
-        """A wallet funded with ``usd`` (None: unfunded) and its SDK clients."""
+    def trader(self, name: str, usd: str | None = "10000", wallet: LocalAccount | None = None) -> Trader:
+        """A wallet (``wallet_for(name)`` unless given) funded with ``usd`` (None: unfunded), with SDK
+        clients bound to this venue."""
         wallet = wallet or wallet_for(name)
         if usd is not None:
             self.fund(wallet.address, usd)
         info = Info(self.url, skip_ws=True, perp_dexs=self.perp_dexs)
-        exchange = Exchange(wallet, self.url, vault_address=vault, account_address=account,
-                            perp_dexs=self.perp_dexs)  # fmt: skip
+        exchange = Exchange(wallet, self.url, perp_dexs=self.perp_dexs)
         return Trader(name, wallet, info, exchange)
 
     def ws_info(self) -> Info:
@@ -236,11 +226,6 @@ def _close_clients(infos: list[Info], session: requests.Session) -> None:
     for info in infos:
         info.disconnect_websocket()
     session.close()
-
-
-def quantize(value: float, decimals: int) -> float:
-    """Round to ``decimals`` (half even) and back to float."""
-    return float(Decimal(repr(value)).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_EVEN))
 
 
 class Inbox:

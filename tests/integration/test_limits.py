@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import websocket
@@ -66,7 +67,7 @@ def raw_ws(make_venue: Callable[..., Venue]) -> Iterator[Callable[[Venue], webso
         ws.close()
 
 
-def _subscribe(ws: websocket.WebSocket, user: str) -> dict:
+def _subscribe(ws: websocket.WebSocket, user: str) -> dict[str, Any]:
     """Subscribe to a user's fills; returns the first frame that is not the subscription ack."""
     ws.send(json.dumps({"method": "subscribe", "subscription": {"type": "userFills", "user": user}}))
     while True:
@@ -91,7 +92,9 @@ def test_ws_user_limit_through_the_sdk(make_venue: Callable[..., Venue]) -> None
     assert inboxes[10].messages == []
 
 
-def test_ws_user_limit_counts_per_ip(make_venue: Callable[..., Venue], raw_ws: Callable) -> None:
+def test_ws_user_limit_counts_per_ip(
+    make_venue: Callable[..., Venue], raw_ws: Callable[[Venue], websocket.WebSocket]
+) -> None:
     venue = make_venue(limits=ServerLimits(ws_max_users_per_ip=10))
     first, second = raw_ws(venue), raw_ws(venue)
     for user in USERS[:6]:

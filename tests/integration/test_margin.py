@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 from support import Trader, Venue, dec, serve_venue
@@ -124,7 +124,9 @@ def test_hip3_order_is_isolated_on_its_own_dex(venue: Venue, trader: Trader) -> 
     (fill,) = trader.info.user_fills(trader.address)
     assert fill["coin"] == "xyz:TSLA"
     # HIP-3 taker fee: twice the validator schedule (0.09 %)
-    assert dec(fill["fee"]) == (avg_px * Decimal("1.5") * Decimal("0.0009")).quantize(Decimal("0.000001"))
+    assert dec(fill["fee"]) == (avg_px * Decimal("1.5") * Decimal("0.0009")).quantize(
+        Decimal("0.000001"), ROUND_HALF_UP
+    )
 
     bid = float(mids["xyz:TSLA"]) * 0.9
     result = trader.exchange.order("xyz:TSLA", True, 1, round(bid, 1), GTC)

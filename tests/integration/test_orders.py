@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 from hyperliquid.utils.types import Cloid
 from support import Trader, Venue, dec
@@ -18,7 +19,7 @@ FRONTEND_KEYS = OPEN_ORDER_KEYS | {
 }  # fmt: skip
 
 
-def _resting_oid(result: dict) -> int:
+def _resting_oid(result: dict[str, Any]) -> int:
     assert result["status"] == "ok", result
     assert result["response"]["type"] == "order"
     (status,) = result["response"]["data"]["statuses"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import time
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from hyperliquid.utils.error import ClientError
@@ -32,21 +33,21 @@ def busy(trader: Trader) -> Trader:
     return trader
 
 
-def _order_action(trader: Trader, coin: str, is_buy: bool, sz: float, px: float, order_type: dict,
-                  reduce_only: bool = False) -> dict:  # fmt: skip
+def _order_action(trader: Trader, coin: str, is_buy: bool, sz: float, px: float, order_type: dict[str, Any],
+                  reduce_only: bool = False) -> dict[str, Any]:  # fmt: skip
     request = {"coin": coin, "is_buy": is_buy, "sz": sz, "limit_px": px, "order_type": order_type,
                "reduce_only": reduce_only}  # fmt: skip
-    wire = order_request_to_order_wire(request, trader.info.name_to_asset(coin))  # type: ignore[arg-type]
+    wire = order_request_to_order_wire(request, trader.info.name_to_asset(coin))
     return order_wires_to_order_action([wire])  # type: ignore[no-any-return]
 
 
-def _post_exchange(venue: Venue, body: object) -> tuple[int, str, dict | None]:
+def _post_exchange(venue: Venue, body: object) -> tuple[int, str, dict[str, Any] | None]:
     response = venue.post("/exchange", body)
     parsed = response.json() if response.headers["Content-Type"].startswith("application/json") else None
     return response.status_code, response.text, parsed
 
 
-def _single_error(result: dict) -> str:
+def _single_error(result: dict[str, Any]) -> str:
     assert result["status"] == "ok", result
     (status,) = result["response"]["data"]["statuses"]
     assert set(status) == {"error"}, status
@@ -172,7 +173,7 @@ def test_wrong_field_type_is_a_422_and_burns_no_nonce(venue: Venue, busy: Trader
     before = busy.snapshot()
     # through the SDK: a string leverage is signed as is and refused at deserialization
     with pytest.raises(ClientError) as error:
-        busy.exchange.update_leverage("5", "ETH")  # type: ignore[arg-type]
+        busy.exchange.update_leverage("5", "ETH")
     assert error.value.status_code == 422
     assert "leverage" in error.value.error_message
 
@@ -340,7 +341,7 @@ def test_bad_order_in_a_batch_does_not_block_the_others(venue: Venue, busy: Trad
         },
         {"coin": "ETH", "is_buy": True, "sz": 0.01, "limit_px": px, "order_type": GTC, "reduce_only": False},
     ]
-    statuses = busy.exchange.bulk_orders(orders)["response"]["data"]["statuses"]  # type: ignore[arg-type]
+    statuses = busy.exchange.bulk_orders(orders)["response"]["data"]["statuses"]
     assert statuses[0] == {"error": f"Price must be divisible by tick size. asset={ETH}"}
     oid = statuses[1]["resting"]["oid"]
     assert oid in {o["oid"] for o in busy.open_orders()}

@@ -6,21 +6,22 @@ Every test owns its exchange: prices are moved with `/sim/price`, which also mov
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from support import Trader, Venue, dec
 
 GTC = {"limit": {"tif": "Gtc"}}
 
 
-def _sl(px: float, is_market: bool = True) -> dict:
+def _sl(px: float, is_market: bool = True) -> dict[str, Any]:
     return {"trigger": {"triggerPx": px, "isMarket": is_market, "tpsl": "sl"}}
 
 
-def _tp(px: float, is_market: bool = True) -> dict:
+def _tp(px: float, is_market: bool = True) -> dict[str, Any]:
     return {"trigger": {"triggerPx": px, "isMarket": is_market, "tpsl": "tp"}}
 
 
-def _status(result: dict) -> list:
+def _status(result: dict[str, Any]) -> list[Any]:
     assert result["status"] == "ok", result
     return result["response"]["data"]["statuses"]  # type: ignore[no-any-return]
 
@@ -64,12 +65,14 @@ def test_stop_loss_fires_and_closes_the_long(fresh_venue: Venue) -> None:
     assert dec(close["closedPnl"]) == (dec(close["px"]) - entry) * Decimal("0.5")
     assert trader.info.query_order_by_oid(trader.address, sl_oid)["order"]["status"] == "filled"
 
-    # The take-profit has nothing left to reduce; whatever the venue does with it, it must not open a
-    # position when the price later crosses it.
+    # The take-profit has nothing left to reduce: when the price later crosses it, it must not open a
+    # short; it is cancelled as a reduce-only order that would increase the position.
+    assert trader.info.query_order_by_oid(trader.address, tp_oid)["order"]["status"] == "open"
     fresh_venue.set_price("ETH", "3850")
     assert trader.positions() == {}
     assert all(f["dir"] != "Open Short" for f in trader.info.user_fills(trader.address))
-    assert trader.info.query_order_by_oid(trader.address, tp_oid)["order"]["status"] != "open"
+    assert trader.info.query_order_by_oid(trader.address, tp_oid)["order"]["status"] == "reduceOnlyCanceled"
+    assert trader.open_orders() == []
 
 
 def test_take_profit_limit_fires_for_a_short(fresh_venue: Venue) -> None:
@@ -104,7 +107,7 @@ def test_reduce_only_trigger_without_position_never_opens_one(fresh_venue: Venue
     assert trader.positions() == {}
     assert trader.info.user_fills(trader.address) == []
     assert trader.open_orders() == []
-    assert trader.info.query_order_by_oid(trader.address, oid)["order"]["status"] != "open"
+    assert trader.info.query_order_by_oid(trader.address, oid)["order"]["status"] == "reduceOnlyCanceled"
     assert dec(trader.state()["marginSummary"]["accountValue"]) == 10000
 
 
@@ -225,3 +228,16 @@ def test_stop_entry_is_margin_checked_when_it_fires(fresh_venue: Venue) -> None:
     assert rich.positions()["ETH"]["szi"] == "1.0"
     assert rich.info.query_order_by_oid(rich.address, rich_oid)["order"]["status"] == "filled"
     assert rich.info.user_fills(rich.address)[0]["dir"] == "Open Long"
+
+
+def test_reduce_only_trigger_after_a_flip_does_not_grow_the_new_position(fresh_venue: Venue) -> None:
+    trader = fresh_venue.trader("sl-after-flip")
+    _long_eth(trader, 0.5)
+    (sl,) = _status(trader.exchange.order("ETH", False, 0.5, 2900, _sl(3300), reduce_only=True))
+    trader.exchange.market_open("ETH", False, 1.0)  # long 0.5 -> short 0.5
+    assert trader.positions()["ETH"]["szi"] == "-0.5"
+
+    fresh_venue.set_price("ETH", "3250")  # the sell stop fires, but selling would increase the short
+    assert trader.positions()["ETH"]["szi"] == "-0.5"
+    status = trader.info.query_order_by_oid(trader.address, sl["resting"]["oid"])["order"]["status"]
+    assert status == "reduceOnlyCanceled"

@@ -148,11 +148,11 @@ def test_unsubscribe_stops_messages(fresh_venue: Venue) -> None:
     info = venue.ws_info()
     trades = Inbox()
     sub = {"type": "trades", "coin": "SOL"}
-    sub_id = info.subscribe(dict(sub), trades)  # type: ignore[arg-type]
+    sub_id = info.subscribe(dict(sub), trades)
     trader = venue.trader("ws-unsub")
     trader.exchange.market_open("SOL", True, 1)
     trades.wait(what="SOL trade")
-    assert info.unsubscribe(dict(sub), sub_id)  # type: ignore[arg-type]
+    assert info.unsubscribe(dict(sub), sub_id)
     venue.advance(1_000)
     count = len(trades.messages)
     trader.exchange.market_open("SOL", True, 1)
