@@ -241,3 +241,39 @@ def test_reduce_only_trigger_after_a_flip_does_not_grow_the_new_position(fresh_v
     assert trader.positions()["ETH"]["szi"] == "-0.5"
     status = trader.info.query_order_by_oid(trader.address, sl["resting"]["oid"])["order"]["status"]
     assert status == "reduceOnlyCanceled"
+
+
+def test_two_brackets_are_independent(fresh_venue: Venue) -> None:
+    """One-cancels-the-other works within a normalTpsl group, never across two groups."""
+    trader = fresh_venue.trader("two-brackets")
+    _, ask = fresh_venue.book("ETH")
+
+    def bracket(sz: float, tp: int, sl: int) -> list[Any]:
+        orders = [
+            {"coin": "ETH", "is_buy": True, "sz": sz, "limit_px": round(ask * 1.01), "order_type": GTC,
+             "reduce_only": False},
+            {"coin": "ETH", "is_buy": False, "sz": sz, "limit_px": tp - 100, "order_type": _tp(tp),
+             "reduce_only": True},
+            {"coin": "ETH", "is_buy": False, "sz": sz, "limit_px": sl - 100, "order_type": _sl(sl),
+             "reduce_only": True},
+        ]  # fmt: skip
+        statuses = _status(trader.exchange.bulk_orders(orders, grouping="normalTpsl"))
+        assert statuses[1:] == ["waitingForTrigger", "waitingForTrigger"]
+        return statuses
+
+    bracket(0.2, 3800, 3200)
+    bracket(0.3, 4000, 3000)
+    assert trader.positions()["ETH"]["szi"] == "0.5"
+    assert len(trader.open_orders()) == 4
+
+    fresh_venue.set_price("ETH", "3850")  # the first bracket's take-profit
+    assert trader.positions()["ETH"]["szi"] == "0.3"
+    remaining = trader.info.frontend_open_orders(trader.address)
+    assert sorted((o["orderType"], o["triggerPx"]) for o in remaining) == [
+        ("Stop Market", "3000.0"),
+        ("Take Profit Market", "4000.0"),
+    ]
+
+    fresh_venue.set_price("ETH", "2950")  # the second bracket's stop
+    assert trader.positions() == {}
+    assert trader.open_orders() == []

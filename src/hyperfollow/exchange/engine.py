@@ -150,43 +150,42 @@ class Engine:
 
     def place(self, user: str, spec: OrderSpec, group: str = "na") -> Status:
         """Validate and place one order; returns its venue status."""
+        return self._place(user, spec, group)[0]
+
+    def _place(self, user: str, spec: OrderSpec, group: str = "na") -> tuple[Status, Order | None]:
+        """``place``, also returning the order (None when validation refused it)."""
         inst = self.insts.get(spec.asset)
         if inst is None:
-            return {"error": "Invalid asset."}
+            return {"error": "Invalid asset."}, None
         err = self._validate(user, inst, spec)
         if err is not None:
-            return {"error": f"{err} asset={spec.asset}"}
+            return {"error": f"{err} asset={spec.asset}"}, None
         order = self._new_order(user, spec, group)
         if spec.trigger is not None:
-            return self._rest_trigger(order)
-        return self._execute(inst, order)
+            return self._rest_trigger(order), order
+        return self._execute(inst, order), order
 
     def place_batch(self, user: str, specs: list[OrderSpec], grouping: str = "na") -> list[Status]:
         """Place orders in sequence; with ``normalTpsl`` the first is the entry, the rest its TP/SL."""
         if grouping != "normalTpsl" or len(specs) < 2 or specs[0].trigger is not None:
             return [self.place(user, s, grouping if s.trigger is not None else "na") for s in specs]
-        parent_status = self.place(user, specs[0])
+        parent_status, parent = self._place(user, specs[0])
         out: list[Status] = [parent_status]
-        parent = self._order_from_status(parent_status)
-        filled = isinstance(parent_status, dict) and "filled" in parent_status
         for spec in specs[1:]:
-            if isinstance(parent_status, dict) and "error" in parent_status:
+            if parent is None or (isinstance(parent_status, dict) and "error" in parent_status):
                 out.append({"error": "Parent order was rejected."})
                 continue
-            status = self.place(user, spec, "normalTpsl")
-            child = self._order_from_status(status)
-            if child is not None and parent is not None and parent.oid in self.live:
-                child.parent = parent
+            status, child = self._place(user, spec, "normalTpsl")
+            if child is None:
+                out.append(status)
+                continue
+            child.parent = parent  # also once the entry has filled: TP/SL cancel only their own sibling
+            if parent.oid in self.live:
                 parent.children = [*(parent.children or []), child]
                 out.append("waitingForFill")
             else:
-                out.append("waitingForTrigger" if filled and "error" not in status else status)
+                out.append("waitingForTrigger")
         return out
-
-    def _order_from_status(self, status: Status) -> Order | None:
-        if isinstance(status, dict) and "resting" in status:
-            return self.live.get(status["resting"]["oid"])
-        return None
 
     def _new_order(self, user: str, spec: OrderSpec, group: str) -> Order:
         self.next_oid += 1
