@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import copy
-import json
 from typing import Any
 
 import pytest
+from captures import load_capture
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -32,20 +32,20 @@ CAPTURED_AGENT = "0x14c41e89ea59360ea41c2a49fbfc8244362442c5"
 VAULT = "0x1719884eb866cb12b2287399b15f7db5e7d775ea"
 NOW = 1_795_288_640_000
 
+# our short names -> capture files in ../shared/fixtures/hl-captured
 CAPTURED = {
-    "order": '{"action":{"type":"order","orders":[{"a":1,"b":true,"p":"2900.5","s":"0.01","r":false,"t":{"limit":{"tif":"Alo"}},"c":"0x00000000000000000000000000000001"}],"grouping":"na"},"nonce":1795288638369,"signature":{"r":"0x9c0d86f416d5b7c546cb846044d147f875cd193cebe8298da9eb29697852a384","s":"0x267d9708b8f876c577421271167ac276d419d163645ed8014cb292e58772b581","v":28},"vaultAddress":null,"expiresAfter":null}',  # noqa: E501
-    "agent_order": '{"action":{"type":"order","orders":[{"a":0,"b":true,"p":"95000","s":"0.001","r":false,"t":{"limit":{"tif":"Gtc"}}}],"grouping":"na"},"nonce":1795288638972,"signature":{"r":"0x538618106892e5ad4f1cd4416b8272f6e4fac5bfc1758c4c7a2033502075b6c8","s":"0x3fa4cd83cb46d76abb567d03eab83455d3b8d1a3d36cfa0fca2957bb1b1f312c","v":28},"vaultAddress":null,"expiresAfter":null}',  # noqa: E501
-    "vault_order": '{"action":{"type":"order","orders":[{"a":2,"b":true,"p":"140.5","s":"1","r":false,"t":{"limit":{"tif":"Gtc"}}}],"grouping":"na"},"nonce":1795288639015,"signature":{"r":"0xbe2fd3e30f6818e40e3ac916c6ab41f5c57f1b07596defe670f8cc230af5c354","s":"0x75046e471077c818c560a7838ff48a4f4060bb450a585adf01c38f3b7b3c0f07","v":27},"vaultAddress":"0x1719884eb866cb12b2287399b15f7db5e7d775ea","expiresAfter":null}',  # noqa: E501
-    "expires_order": '{"action":{"type":"order","orders":[{"a":1,"b":true,"p":"2900","s":"0.01","r":false,"t":{"limit":{"tif":"Gtc"}}}],"grouping":"na"},"nonce":1795288639162,"signature":{"r":"0x69528682b3a54e4982512f3ffd195291b439f2e3694c053ab5d716768b9d6118","s":"0x6e4837261805696d36b773799d302a23625ee846a77c4a7a2cb19ec99c72c9f6","v":27},"vaultAddress":null,"expiresAfter":1795288669162}',  # noqa: E501
-    "usd_send": '{"action":{"destination":"0x0000000000000000000000000000000000000001","amount":"1.0","time":1795288638911,"type":"usdSend","signatureChainId":"0x66eee","hyperliquidChain":"Testnet"},"nonce":1795288638911,"signature":{"r":"0xd28bfc22abbd1f86dd9c26c91f962da410fc920bfe510003f61e41781116dbf0","s":"0x76e5ae1273efa85bfb564ec9e23037a34b8a66303ec3667e06c25d422de5f188","v":28},"vaultAddress":null,"expiresAfter":null}',  # noqa: E501
-    "approve_agent": '{"action":{"type":"approveAgent","agentAddress":"0x14C41e89eA59360EA41C2A49Fbfc8244362442C5","agentName":"bot1","nonce":1795288638945,"signatureChainId":"0x66eee","hyperliquidChain":"Testnet"},"nonce":1795288638945,"signature":{"r":"0x4b0b035f9572ddaca6676824532fa263928cda08eeb7e1f576dd7f4b6920e65","s":"0x581fd7132601e973ecb5e5afa49f719f70f1edccc431aa435ef9c73f4e0d30b8","v":28},"vaultAddress":null,"expiresAfter":null}',  # noqa: E501
-    "approve_unnamed": '{"action":{"type":"approveAgent","agentAddress":"0xBec2DE40B4CD3dB96cffb3D925BaAD596c7b9301","nonce":1795288649777,"signatureChainId":"0x66eee","hyperliquidChain":"Testnet"},"nonce":1795288649777,"signature":{"r":"0xc92f09dab809d4759299111b3a8a8d619330965373cdbe89740a02707c80e130","s":"0x5b4f525ac2da3403c5ecbefa2d276f19cb761ad287f1037ad14235df45d61c05","v":27},"vaultAddress":null,"expiresAfter":null}',  # noqa: E501
+    "order": "order_limit_alo",
+    "agent_order": "agent_order_on_behalf",
+    "vault_order": "vault_order",
+    "expires_order": "expires_after_order",
+    "usd_send": "usd_transfer",
+    "approve_agent": "approve_agent",
+    "approve_unnamed": "approve_agent_unnamed",
 }
 
 
 def captured(name: str) -> dict[str, Any]:
-    body: dict[str, Any] = json.loads(CAPTURED[name])
-    return body
+    return load_capture(CAPTURED[name])
 
 
 class World:

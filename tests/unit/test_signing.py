@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import copy
-import json
-import os
 import threading
-from pathlib import Path
 from typing import Any
 
 import pytest
+from captures import all_captures, load_capture
 from eth_account import Account
 from eth_utils import to_checksum_address
 from hyperliquid.utils import signing as sdk
@@ -37,49 +35,19 @@ AGENT = "0x14c41e89ea59360ea41c2a49fbfc8244362442c5"  # approved in approve_agen
 VAULT = "0x1719884eb866cb12b2287399b15f7db5e7d775ea"
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
-# A few captured bodies inline, so the core checks never depend on a shared directory.
-INLINE_CAPTURES: dict[str, str] = {
-    "order_limit_alo": '{"action":{"type":"order","orders":[{"a":1,"b":true,"p":"2900.5","s":"0.01","r":false,"t":{"limit":{"tif":"Alo"}},"c":"0x00000000000000000000000000000001"}],"grouping":"na"},"nonce":1795288638369,"signature":{"r":"0x9c0d86f416d5b7c546cb846044d147f875cd193cebe8298da9eb29697852a384","s":"0x267d9708b8f876c577421271167ac276d419d163645ed8014cb292e58772b581","v":28},"vaultAddress":null,"expiresAfter":null}',  # noqa: E501
-    "cancel": '{"action":{"type":"cancel","cancels":[{"a":1,"o":1001}]},"nonce":1795288638616,"signature":{"r":"0xf3799a2f713228cc10e95efd62cff8a20c790ea4fbfb8fcaa00a3af8731ec057","s":"0x28836cc444bd41404761a93e09c3f2348e60142b8c21a627c1fafd5970898c1","v":28},"vaultAddress":null,"expiresAfter":null}',  # noqa: E501
-    "vault_order": '{"action":{"type":"order","orders":[{"a":2,"b":true,"p":"140.5","s":"1","r":false,"t":{"limit":{"tif":"Gtc"}}}],"grouping":"na"},"nonce":1795288639015,"signature":{"r":"0xbe2fd3e30f6818e40e3ac916c6ab41f5c57f1b07596defe670f8cc230af5c354","s":"0x75046e471077c818c560a7838ff48a4f4060bb450a585adf01c38f3b7b3c0f07","v":27},"vaultAddress":"0x1719884eb866cb12b2287399b15f7db5e7d775ea","expiresAfter":null}',  # noqa: E501
-    "expires_after_order": '{"action":{"type":"order","orders":[{"a":1,"b":true,"p":"2900","s":"0.01","r":false,"t":{"limit":{"tif":"Gtc"}}}],"grouping":"na"},"nonce":1795288639162,"signature":{"r":"0x69528682b3a54e4982512f3ffd195291b439f2e3694c053ab5d716768b9d6118","s":"0x6e4837261805696d36b773799d302a23625ee846a77c4a7a2cb19ec99c72c9f6","v":27},"vaultAddress":null,"expiresAfter":1795288669162}',  # noqa: E501
-    "agent_order_on_behalf": '{"action":{"type":"order","orders":[{"a":0,"b":true,"p":"95000","s":"0.001","r":false,"t":{"limit":{"tif":"Gtc"}}}],"grouping":"na"},"nonce":1795288638972,"signature":{"r":"0x538618106892e5ad4f1cd4416b8272f6e4fac5bfc1758c4c7a2033502075b6c8","s":"0x3fa4cd83cb46d76abb567d03eab83455d3b8d1a3d36cfa0fca2957bb1b1f312c","v":28},"vaultAddress":null,"expiresAfter":null}',  # noqa: E501
-    "usd_transfer": '{"action":{"destination":"0x0000000000000000000000000000000000000001","amount":"1.0","time":1795288638911,"type":"usdSend","signatureChainId":"0x66eee","hyperliquidChain":"Testnet"},"nonce":1795288638911,"signature":{"r":"0xd28bfc22abbd1f86dd9c26c91f962da410fc920bfe510003f61e41781116dbf0","s":"0x76e5ae1273efa85bfb564ec9e23037a34b8a66303ec3667e06c25d422de5f188","v":28},"vaultAddress":null,"expiresAfter":null}',  # noqa: E501
-    "usd_class_transfer": '{"action":{"type":"usdClassTransfer","amount":"2.5","toPerp":true,"nonce":1795288638927,"signatureChainId":"0x66eee","hyperliquidChain":"Testnet"},"nonce":1795288638927,"signature":{"r":"0x3a4a7f74ba4bbf0c3e1f827724734a0b99819ef33921a36111b8ec85fbc60bde","s":"0x462a329b5e6bf36c6c65f1621f429b2ed105696ebdfa1c21bdc8947b599da525","v":27},"vaultAddress":null,"expiresAfter":null}',  # noqa: E501
-    "approve_agent": '{"action":{"type":"approveAgent","agentAddress":"0x14C41e89eA59360EA41C2A49Fbfc8244362442C5","agentName":"bot1","nonce":1795288638945,"signatureChainId":"0x66eee","hyperliquidChain":"Testnet"},"nonce":1795288638945,"signature":{"r":"0x4b0b035f9572ddaca6676824532fa263928cda08eeb7e1f576dd7f4b6920e65","s":"0x581fd7132601e973ecb5e5afa49f719f70f1edccc431aa435ef9c73f4e0d30b8","v":28},"vaultAddress":null,"expiresAfter":null}',  # noqa: E501
-    "approve_agent_unnamed": '{"action":{"type":"approveAgent","agentAddress":"0xBec2DE40B4CD3dB96cffb3D925BaAD596c7b9301","nonce":1795288649777,"signatureChainId":"0x66eee","hyperliquidChain":"Testnet"},"nonce":1795288649777,"signature":{"r":"0xc92f09dab809d4759299111b3a8a8d619330965373cdbe89740a02707c80e130","s":"0x5b4f525ac2da3403c5ecbefa2d276f19cb761ad287f1037ad14235df45d61c05","v":27},"vaultAddress":null,"expiresAfter":null}',  # noqa: E501
-}
+SAMPLE_NAMES = (
+    "order_limit_alo",
+    "cancel",
+    "vault_order",
+    "expires_after_order",
+    "agent_order_on_behalf",
+    "usd_transfer",
+    "usd_class_transfer",
+    "approve_agent",
+    "approve_agent_unnamed",
+)
 
-
-def _capture_dir() -> Path | None:
-    candidates = [os.environ.get("HL_CAPTURED_DIR", "")]
-    candidates += [str(Path(__file__).resolve().parents[1] / "fixtures" / "hl-captured")]
-    candidates += [
-        str(Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "hl-captured")
-    ]  # ../shared
-    for candidate in candidates:
-        if candidate and (Path(candidate) / "index.json").is_file():
-            return Path(candidate)
-    return None
-
-
-def _all_captures() -> list[tuple[str, dict[str, Any]]]:
-    directory = _capture_dir()
-    if directory is None:  # CI checks out ../shared beside the project: its absence is a failure
-        raise FileNotFoundError("hl-captured fixtures not found: expected ../shared/fixtures/hl-captured")
-    index = json.loads((directory / "index.json").read_text())
-    return [
-        (name, json.loads((directory / entry["file"]).read_text()))
-        for name, entry in sorted(index["captures"].items())
-    ]
-
-
-CAPTURES = _all_captures()
-
-
-def _inline(name: str) -> dict[str, Any]:
-    body: dict[str, Any] = json.loads(INLINE_CAPTURES[name])
-    return body
+CAPTURES = all_captures()
 
 
 def _expected_signer(name: str) -> str:
@@ -98,9 +66,9 @@ def _recover(body: dict[str, Any], *, generic: bool = False, is_mainnet: bool = 
 # Captures
 
 
-@pytest.mark.parametrize("name", sorted(INLINE_CAPTURES))
+@pytest.mark.parametrize("name", SAMPLE_NAMES)
 def test_inline_capture_recovers_expected_signer(name: str) -> None:
-    body = _inline(name)
+    body = load_capture(name)
     assert _recover(body) == _expected_signer(name)
     assert _recover(body, generic=True) == _expected_signer(name)
 
@@ -133,13 +101,13 @@ def test_resigning_master_captures_reproduces_the_captured_signature() -> None:
 
 
 def test_unpadded_s_is_accepted() -> None:
-    body = _inline("cancel")
+    body = load_capture("cancel")
     assert len(body["signature"]["s"]) == 2 + 63
     assert _recover(body) == MASTER
 
 
 def test_unnamed_approve_agent_defaults_agent_name_to_empty() -> None:
-    body = _inline("approve_agent_unnamed")
+    body = load_capture("approve_agent_unnamed")
     explicit = {**body["action"], "agentName": ""}
     assert recover_user_signed_signer(explicit, body["signature"]) == MASTER
     named = {**body["action"], "agentName": "x"}
@@ -169,7 +137,7 @@ def _with_price(body: dict[str, Any], price: str) -> dict[str, Any]:
     ],
 )
 def test_tampered_l1_body_recovers_another_address(tamper: Any) -> None:
-    body = _inline("order_limit_alo")
+    body = load_capture("order_limit_alo")
     assert _recover(body) == MASTER
     tampered = tamper(body)
     assert _recover(tampered) != MASTER
@@ -177,7 +145,7 @@ def test_tampered_l1_body_recovers_another_address(tamper: Any) -> None:
 
 
 def test_vault_changed_or_removed_recovers_another_address() -> None:
-    body = _inline("vault_order")
+    body = load_capture("vault_order")
     other_vault = {**body, "vaultAddress": "0x" + "11" * 20}
     no_vault = {**body, "vaultAddress": None}
     upper = {**body, "vaultAddress": "0x" + VAULT[2:].upper()}
@@ -187,8 +155,8 @@ def test_vault_changed_or_removed_recovers_another_address() -> None:
 
 
 def test_network_is_part_of_the_signature() -> None:
-    assert _recover(_inline("order_limit_alo"), is_mainnet=True) != MASTER
-    body = _inline("usd_transfer")
+    assert _recover(load_capture("order_limit_alo"), is_mainnet=True) != MASTER
+    body = load_capture("usd_transfer")
     mainnet = {**body["action"], "hyperliquidChain": "Mainnet"}
     assert recover_user_signed_signer(mainnet, body["signature"]) != MASTER
     other_chain = {**body["action"], "signatureChainId": "0xa4b1"}
@@ -196,7 +164,7 @@ def test_network_is_part_of_the_signature() -> None:
 
 
 def test_user_signed_field_change_recovers_another_address() -> None:
-    body = _inline("usd_transfer")
+    body = load_capture("usd_transfer")
     changed = {**body["action"], "amount": "1.00"}
     assert recover_user_signed_signer(changed, body["signature"]) != MASTER
     extra = {**body["action"], "unsigned": 1}  # keys outside the struct are not signed
@@ -204,7 +172,7 @@ def test_user_signed_field_change_recovers_another_address() -> None:
 
 
 def test_v_zero_one_equivalent_to_27_28() -> None:
-    body = _inline("order_limit_alo")
+    body = load_capture("order_limit_alo")
     sig = {**body["signature"], "v": body["signature"]["v"] - 27}
     assert recover_l1_signer(body["action"], sig, None, body["nonce"], None, False) == MASTER
 
@@ -511,7 +479,7 @@ _DROP = object()
 
 
 def _usd_send(**changes: Any) -> dict[str, Any]:
-    action = _inline("usd_transfer")["action"]
+    action = load_capture("usd_transfer")["action"]
     action.update(changes)
     return {k: v for k, v in action.items() if v is not _DROP}
 

@@ -34,33 +34,42 @@ def _settings() -> Settings:
 
 @app.command()
 def exchange(
-    host: Annotated[
-        str, typer.Option(help="interface to bind (keep 127.0.0.1 unless you mean it)")
-    ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port; 0 picks a free one")] = 8931,
-    seed: Annotated[int, typer.Option(help="seed of the synthetic market and traders")] = 7,
-    speed: Annotated[float, typer.Option(help="simulated seconds per wall second")] = 1.0,
-    stepped: Annotated[bool, typer.Option(help="clock moves only on POST /sim/advance")] = False,
+    host: Annotated[str | None, typer.Option(help="interface to bind [settings: 127.0.0.1]")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port, 0 picks a free one [settings: 8931]")] = None,
+    seed: Annotated[int | None, typer.Option(help="seed of the market and traders [settings: 7]")] = None,
+    speed: Annotated[
+        float | None, typer.Option(help="simulated seconds per wall second [settings: 1]")
+    ] = None,
+    stepped: Annotated[bool | None, typer.Option(help="clock moves only on POST /sim/advance")] = None,
     recording: Annotated[str | None, typer.Option(help="replay this recording instead of generating")] = None,
-    traders: Annotated[bool, typer.Option(help="run the simulated traders")] = True,
-    mainnet_signatures: Annotated[bool, typer.Option(help="verify signatures as mainnet")] = False,
+    traders: Annotated[bool | None, typer.Option(help="run the simulated traders [settings: yes]")] = None,
     no_limits: Annotated[bool, typer.Option(help="switch off the venue's rate limits (load tests)")] = False,
 ) -> None:
-    """Serve the embedded Hyperliquid-compatible exchange (POST /info, POST /exchange, GET /ws, /sim/*)."""
+    """Serve the embedded Hyperliquid-compatible exchange (POST /info, POST /exchange, GET /ws, /sim/*).
+
+    Every option defaults to its `HYPERFOLLOW_EXCHANGE__*` setting; the command line wins.
+    """
     from hyperfollow.exchange.embedded import EmbeddedExchange
     from hyperfollow.exchange.server import ExchangeServer, ServerLimits, serve
 
     settings = _settings()
     configure_logging(settings.logging.level, settings.logging.json_output)
-    limits = settings.exchange.limits
+    overrides = {
+        "host": host, "port": port, "seed": seed, "speed": speed, "stepped": stepped,
+        "recording": recording, "simulated_traders": traders,
+    }  # fmt: skip
+    cfg = settings.exchange.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    limits = cfg.limits
     try:
         ex = EmbeddedExchange(
-            seed=seed,
-            speed=speed,
-            stepped=stepped,
-            recording=recording,
-            simulated_traders=traders,
-            is_mainnet=mainnet_signatures,
+            seed=cfg.seed,
+            speed=cfg.speed,
+            stepped=cfg.stepped,
+            recording=cfg.recording,
+            coins=cfg.coins if cfg.recording is None else None,
+            simulated_traders=cfg.simulated_traders,
+            is_mainnet=cfg.network == "mainnet",
+            nonce_window_ms=(limits.nonce_window_past_ms, limits.nonce_window_future_ms),
             address_budget=None
             if no_limits or not limits.enforce_address_budget
             else limits.address_initial_budget,
@@ -72,10 +81,10 @@ def exchange(
         ip_weight_per_min=None if no_limits or not limits.enforce_ip_weight else limits.ip_weight_per_min,
         ws_max_users_per_ip=None if no_limits or not limits.enforce_ws_users else limits.ws_max_users_per_ip,
     )
-    server = ExchangeServer(ex, server_limits, settings.exchange.tick_ms)
+    server = ExchangeServer(ex, server_limits, cfg.tick_ms)
 
     async def main() -> None:
-        runner, url = await serve(server, host, port)
+        runner, url = await serve(server, cfg.host, cfg.port)
         console.print(
             f"embedded exchange listening on [bold]{url}[/bold]  (WebSocket {url.replace('http', 'ws')}/ws)"
         )

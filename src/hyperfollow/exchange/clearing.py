@@ -202,8 +202,6 @@ def _liquidate(engine: Engine, user: str, positions: list[Position], account_val
         }
     }
     engine.emit("user", user, event)
-    for callback in engine.on_liquidation:
-        callback(user, event)
 
 
 def _backstop(engine: Engine, user: str, pos: Position, mark: int) -> None:

@@ -66,7 +66,7 @@ class MarketDriver:
         self.engine = engine
         self.seed = seed
         self.recording = recording
-        models = models or DEFAULT_MODELS
+        self.models = models = models or DEFAULT_MODELS
         listed = [c for c in coins if c in engine.universe.by_coin]
         unknown = sorted(set(coins) - set(listed))
         if unknown:
@@ -103,7 +103,7 @@ class MarketDriver:
     def _quote(
         self, inst: Instrument, ref_px: float, imbalance: float, state: CoinState | None = None
     ) -> None:
-        model = DEFAULT_MODELS.get(inst.coin) or CoinModel(inst.coin, ref_px)
+        model = self.models.get(inst.coin) or CoinModel(inst.coin, ref_px)  # replayed coins may have none
         bids, asks = build_quotes(
             inst,
             ref_px,

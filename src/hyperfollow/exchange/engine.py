@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,7 +79,6 @@ class Engine:
         self.next_oid = 1_000_000
         self.next_tid = 1
         self.next_funding_ms = (self.clock.now_ms() // 3_600_000 + 1) * 3_600_000
-        self.on_liquidation: list[Callable[[str, dict[str, Any]], None]] = []
 
     # ================================================================ helpers
 
