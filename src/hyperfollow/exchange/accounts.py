@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from hyperfollow.domain.rules import Instrument
 from hyperfollow.exchange.book import Order
@@ -59,6 +59,26 @@ class FillEffect:
     fee: int  # micro-USD, negative = rebate
 
 
+class Fill(NamedTuple):
+    """One side of a trade, as the account's history keeps it (integers; ``Engine.fill_wire`` formats)."""
+
+    user: str
+    asset: int
+    is_buy: bool
+    px: int  # ticks
+    sz: int  # lots
+    time: int  # ms
+    start: int  # position before, lots
+    direction: str
+    closed_pnl: int  # micro-USD
+    oid: int
+    crossed: bool
+    fee: int  # micro-USD
+    tid: int
+    cloid: str | None
+    liquidation_mark: int | None  # ticks; set on the liquidated user's fill
+
+
 @dataclass
 class Account:
     user: str
@@ -68,7 +88,7 @@ class Account:
     open_orders: dict[int, Order] = field(default_factory=dict)  # oid -> Order (resting and trigger)
     order_margin: int = 0  # micro-USD reserved by resting orders that would increase a position
     spot: dict[str, int] = field(default_factory=dict)  # token -> balance in 1e-8 units
-    fills: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=HISTORY_LIMIT))
+    fills: deque[Fill] = field(default_factory=lambda: deque(maxlen=HISTORY_LIMIT))
     orders: deque[Order] = field(default_factory=lambda: deque(maxlen=ORDER_HISTORY_LIMIT))
     fundings: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=HISTORY_LIMIT))
     ledger: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=HISTORY_LIMIT))

@@ -5,6 +5,10 @@ returns the venue's per-order status object (``{"resting": ...}``, ``{"filled": 
 ``{"error": ...}``) so the wire layer only has to wrap it. Events for WebSocket subscribers are
 appended to ``outbox`` (when it is a list) as ``(channel, key, payload)`` tuples and drained by the
 server after each request or market step.
+
+Fills and trades are kept as compact integer records (``Fill``, ``Trade``) and turned into the venue's
+JSON only when someone reads them (``fill_wire``, ``trade_wire``): formatting decimals is the costliest
+part of a trade, and most fills are never read.
 """
 
 from __future__ import annotations
@@ -13,10 +17,11 @@ import hashlib
 import math
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 
 from hyperfollow.domain.rules import Instrument, scaled_to_wire, ticks_are_valid
-from hyperfollow.exchange.accounts import Account, Position, ntl_div
+from hyperfollow.exchange.accounts import Account, Fill, Position, ntl_div
 from hyperfollow.exchange.book import Order, OrderBook, Trigger
 from hyperfollow.exchange.candles import CandleStore
 from hyperfollow.exchange.clock import SimClock
@@ -52,6 +57,39 @@ class OrderSpec:
     trigger: Trigger | None = None
 
 
+class Trade(NamedTuple):
+    """One print on the tape (``Engine.trade_wire`` formats)."""
+
+    asset: int
+    taker_is_buy: bool
+    px: int
+    sz: int
+    time: int
+    tid: int
+    buyer: str
+    seller: str
+
+
+class OrderUpdate(NamedTuple):
+    """An order's state when it changed (its size then, since ``Order.sz`` moves on)."""
+
+    order: Order
+    sz: int
+    status: str
+    status_ts: int
+
+
+def event_hash(*parts: object) -> str:
+    """A stable 32-byte hex id for a venue event (transaction hashes of fills, deposits, ...)."""
+    return "0x" + hashlib.blake2b(repr(parts).encode(), digest_size=32).hexdigest()
+
+
+@lru_cache(maxsize=4096)
+def tx_hash(tid: int, asset: int) -> str:
+    """The hash shared by both fills of a trade and its print."""
+    return event_hash("tx", tid, asset)
+
+
 def fee_for(ntl_micro: int, rate: int) -> int:
     return (ntl_micro * rate + 500_000) // 1_000_000
 
@@ -70,7 +108,7 @@ class Engine:
         self.triggers: dict[int, dict[int, Order]] = {a: {} for a in self.insts}
         self.live: dict[int, Order] = {}  # oid -> open order (resting or waiting for trigger)
         self.candles = CandleStore()
-        self.trades: dict[int, deque[dict[str, Any]]] = {a: deque(maxlen=200) for a in self.insts}
+        self.trades: dict[int, deque[Trade]] = {a: deque(maxlen=200) for a in self.insts}
         self.funding_history: dict[int, deque[dict[str, Any]]] = {a: deque(maxlen=5000) for a in self.insts}
         self.day_stats: dict[int, list[int]] = {}  # asset -> [notional micro, base lots]
         self.prev_day_px: dict[int, int] = {}
@@ -387,7 +425,6 @@ class Engine:
         px, now = maker.px, self.now()
         self.next_tid += 1
         tid = self.next_tid
-        tx_hash = self._hash("tx", tid, inst.asset)
         ntl = px * qty // ntl_div(inst)
         for order, crossed in ((maker, False), (taker, True)):
             order.sz -= qty
@@ -397,20 +434,12 @@ class Engine:
                 reserved = order.margin * order.sz // (order.sz + qty)
                 self.accounts[order.user].order_margin -= order.margin - reserved
                 order.margin = reserved
-            self._fill_account(inst, order, px, qty, ntl, crossed, tid, tx_hash, now)
+            self._fill_account(inst, order, px, qty, ntl, crossed, tid, now)
         buyer, seller = (maker, taker) if maker.is_buy else (taker, maker)
-        trade = {
-            "coin": inst.coin,
-            "side": "B" if taker.is_buy else "A",
-            "px": self.px_wire(inst, px),
-            "sz": self.sz_wire(inst, qty),
-            "time": now,
-            "hash": tx_hash,
-            "tid": tid,
-            "users": [buyer.user, seller.user],
-        }
+        trade = Trade(inst.asset, taker.is_buy, px, qty, now, tid, buyer.user, seller.user)
         self.trades[inst.asset].append(trade)
-        self.emit("trades", inst.coin, trade)
+        if self.outbox is not None:
+            self.outbox.append(("trades", inst.coin, trade))
         stats = self.day_stats.setdefault(inst.asset, [0, 0])
         stats[0] += ntl
         stats[1] += qty
@@ -421,16 +450,7 @@ class Engine:
                 self._activate_children(order)
 
     def _fill_account(
-        self,
-        inst: Instrument,
-        order: Order,
-        px: int,
-        qty: int,
-        ntl: int,
-        crossed: bool,
-        tid: int,
-        tx_hash: str,
-        now: int,
+        self, inst: Instrument, order: Order, px: int, qty: int, ntl: int, crossed: bool, tid: int, now: int
     ) -> None:
         acct = self.accounts[order.user]
         if inst.is_spot:
@@ -447,34 +467,59 @@ class Engine:
                 self._on_flat(acct, inst)
         if not acct.keep_history and self.outbox is None:
             return
-        fill: dict[str, Any] = {
+        liq_mark = self.marks[inst.asset] if order.tif == "LiquidationMarket" else None
+        fill = Fill(
+            order.user, inst.asset, order.is_buy, px, qty, now, start, direction, closed,
+            order.oid, crossed, fee, tid, order.cloid, liq_mark,
+        )  # fmt: skip
+        if acct.keep_history:
+            acct.fills.append(fill)
+        if self.outbox is not None:
+            self.outbox.append(("userFills", order.user, fill))
+
+    def fill_wire(self, fill: Fill) -> dict[str, Any]:
+        """A fill as ``userFills`` / the WS channel carry it."""
+        inst = self.insts[fill.asset]
+        out: dict[str, Any] = {
             "coin": inst.coin,
-            "px": self.px_wire(inst, px),
-            "sz": self.sz_wire(inst, qty),
-            "side": "B" if order.is_buy else "A",
-            "time": now,
-            "startPosition": self.sz_wire(inst, start),
-            "dir": direction,
-            "closedPnl": scaled_to_wire(closed, 6),
-            "hash": tx_hash,
-            "oid": order.oid,
-            "crossed": crossed,
-            "fee": scaled_to_wire(fee, 6),
-            "tid": tid,
+            "px": scaled_to_wire(fill.px, inst.px_decimals),
+            "sz": scaled_to_wire(fill.sz, inst.sz_decimals),
+            "side": "B" if fill.is_buy else "A",
+            "time": fill.time,
+            "startPosition": scaled_to_wire(fill.start, inst.sz_decimals),
+            "dir": fill.direction,
+            "closedPnl": scaled_to_wire(fill.closed_pnl, 6),
+            "hash": tx_hash(fill.tid, fill.asset),
+            "oid": fill.oid,
+            "crossed": fill.crossed,
+            "fee": scaled_to_wire(fill.fee, 6),
+            "tid": fill.tid,
             "feeToken": "USDC",
             "twapId": None,
         }
-        if order.cloid:
-            fill["cloid"] = order.cloid
-        if order.tif == "LiquidationMarket":
-            fill["liquidation"] = {
-                "liquidatedUser": order.user,
-                "markPx": self.px_wire(inst, self.marks[inst.asset]),
+        if fill.cloid:
+            out["cloid"] = fill.cloid
+        if fill.liquidation_mark is not None:
+            out["liquidation"] = {
+                "liquidatedUser": fill.user,
+                "markPx": scaled_to_wire(fill.liquidation_mark, inst.px_decimals),
                 "method": "market",
             }
-        if acct.keep_history:
-            acct.fills.append(fill)
-        self.emit("userFills", order.user, fill)
+        return out
+
+    def trade_wire(self, trade: Trade) -> dict[str, Any]:
+        """A print as ``recentTrades`` / the ``trades`` channel carry it (with ``users: [buyer, seller]``)."""
+        inst = self.insts[trade.asset]
+        return {
+            "coin": inst.coin,
+            "side": "B" if trade.taker_is_buy else "A",
+            "px": scaled_to_wire(trade.px, inst.px_decimals),
+            "sz": scaled_to_wire(trade.sz, inst.sz_decimals),
+            "time": trade.time,
+            "hash": tx_hash(trade.tid, trade.asset),
+            "tid": trade.tid,
+            "users": [trade.buyer, trade.seller],
+        }
 
     def _spot_fill(self, acct: Account, inst: Instrument, is_buy: bool, px: int, qty: int, fee: int) -> None:
         base = inst.coin.split("/")[0]
@@ -662,17 +707,16 @@ class Engine:
             acct.orders.append(order)
 
     def _order_update(self, inst: Instrument, order: Order) -> None:
-        if self.outbox is None:
-            return
-        self.emit(
-            "orderUpdates",
-            order.user,
-            {
-                "order": self.order_wire(inst, order),
-                "status": order.status,
-                "statusTimestamp": order.status_ts,
-            },
-        )
+        if self.outbox is not None:
+            update = OrderUpdate(order, order.sz, order.status, order.status_ts)
+            self.outbox.append(("orderUpdates", order.user, update))
+
+    def order_update_wire(self, update: OrderUpdate) -> dict[str, Any]:
+        """An ``orderUpdates`` item."""
+        order = update.order
+        wire = self.order_wire(self.insts[order.asset], order)
+        wire["sz"] = self.sz_wire(self.insts[order.asset], update.sz)
+        return {"order": wire, "status": update.status, "statusTimestamp": update.status_ts}
 
     def order_wire(self, inst: Instrument, order: Order) -> dict[str, Any]:
         """The basic order object of openOrders / orderUpdates."""
@@ -692,7 +736,7 @@ class Engine:
         return out
 
     def _hash(self, *parts: object) -> str:
-        return "0x" + hashlib.blake2b(repr(parts).encode(), digest_size=32).hexdigest()
+        return event_hash(*parts)
 
     def position(self, user: str, asset: int) -> Position | None:
         acct = self.accounts.get(user)

@@ -250,7 +250,9 @@ class InfoApi:
 
     def recent_trades(self, req: Mapping[str, Any]) -> Any:
         inst = self._coin(req)
-        return [] if inst is None else list(self.engine.trades[inst.asset])[-100:][::-1]
+        if inst is None:
+            return []
+        return [self.engine.trade_wire(t) for t in list(self.engine.trades[inst.asset])[-100:][::-1]]
 
     def candle_snapshot(self, req: Mapping[str, Any]) -> Any:
         inner = req.get("req")
@@ -453,14 +455,17 @@ class InfoApi:
 
     def user_fills(self, req: Mapping[str, Any]) -> Any:
         acct = self._account(req)
-        return [] if acct is None else list(acct.fills)[-MAX_FILLS:][::-1]
+        if acct is None:
+            return []
+        return [self.engine.fill_wire(f) for f in list(acct.fills)[-MAX_FILLS:][::-1]]
 
     def user_fills_by_time(self, req: Mapping[str, Any]) -> Any:
         acct = self._account(req)
         start, stop = _int(req, "startTime"), _end_time(req)
         if acct is None:
             return []
-        return [f for f in acct.fills if start <= f["time"] <= stop][:MAX_FILLS]
+        picked = [f for f in acct.fills if start <= f.time <= stop][:MAX_FILLS]
+        return [self.engine.fill_wire(f) for f in picked]
 
     def user_funding(self, req: Mapping[str, Any]) -> Any:
         acct = self._account(req)

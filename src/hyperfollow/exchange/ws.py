@@ -160,7 +160,7 @@ class WsHub:
         e, kind = self.engine, key[0]
         if kind == "userFills":
             acct = e.accounts.get(key[1])
-            fills = list(acct.fills)[-2000:] if acct else []
+            fills = [e.fill_wire(f) for f in list(acct.fills)[-2000:]] if acct else []
             return [dumps("userFills", {"user": key[1], "isSnapshot": True, "fills": fills})]
         if kind == "userFundings":
             acct = e.accounts.get(key[1])
@@ -196,16 +196,20 @@ class WsHub:
             e.dirty_books.clear()
 
     def _route(self, events: list[tuple[str, str, Any]]) -> None:
+        e = self.engine
         fills: dict[str, list[Any]] = {}
         trades: dict[str, list[Any]] = {}
         updates: dict[str, list[Any]] = {}
         for channel, key, payload in events:
             if channel == "userFills":
-                fills.setdefault(key, []).append(payload)
+                if ("userFills", key) in self.subs or ("userEvents", key) in self.subs:
+                    fills.setdefault(key, []).append(e.fill_wire(payload))
             elif channel == "trades":
-                trades.setdefault(key, []).append(payload)
+                if ("trades", key) in self.subs:
+                    trades.setdefault(key, []).append(e.trade_wire(payload))
             elif channel == "orderUpdates":
-                updates.setdefault(key, []).append(payload)
+                if ("orderUpdates", key) in self.subs:
+                    updates.setdefault(key, []).append(e.order_update_wire(payload))
             elif channel == "user" and ("userEvents", key) in self.subs:
                 self._send(("userEvents", key), dumps("user", payload))
         for user, items in fills.items():
