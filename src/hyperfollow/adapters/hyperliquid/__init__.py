@@ -1,0 +1,1 @@
+"""Hyperliquid venue adapter over the official SDK (real venue or the embedded exchange)."""
