@@ -151,7 +151,14 @@ class Fill:
     crossed: bool
     fee_token: str = "USDC"
     cloid: str | None = None
-    liquidation: bool = False
+    liquidation: bool = False  # the fill is part of a liquidation (of ``liquidated_user``)
+    liquidated_user: str | None = None
+    builder_fee: Decimal = Decimal(0)
+
+    @property
+    def liquidated_self(self) -> bool:
+        """This account was the one liquidated (the venue sends the field to both sides)."""
+        return self.liquidated_user == self.address
 
     @property
     def key(self) -> tuple[object, ...]:

@@ -46,6 +46,8 @@ def _opt_dec(value: Any) -> Decimal | None:
 def fill(address: str, raw: Json) -> Fill:
     """One fill of ``address`` (userFills, userFillsByTime, WS userFills / userEvents)."""
     tid = raw.get("tid")
+    liquidation = raw.get("liquidation")  # {"liquidatedUser": "0x..", "markPx": "..", "method": "market"}
+    liquidated = liquidation.get("liquidatedUser") if isinstance(liquidation, Mapping) else None
     return Fill(
         address=address.lower(),
         coin=raw["coin"],
@@ -63,7 +65,9 @@ def fill(address: str, raw: Json) -> Fill:
         crossed=bool(raw.get("crossed", False)),
         fee_token=raw.get("feeToken") or "USDC",
         cloid=raw.get("cloid"),
-        liquidation=raw.get("liquidation") is not None,
+        liquidation=liquidation is not None,
+        liquidated_user=liquidated.lower() if isinstance(liquidated, str) else None,
+        builder_fee=_dec(raw.get("builderFee", "0")),
     )
 
 
