@@ -233,3 +233,30 @@ def test_whole_action_errors_raise_and_unknown_shapes_are_not_guessed() -> None:
         )[0],
         MinNotional,
     )
+
+
+def test_ws_book_fast_path_equals_the_dict_path_on_real_frames() -> None:
+    raw = gzip.decompress((REAL / "copytrader_audit_202607" / "live_books_5m.jsonl.gz").read_bytes())
+    records = [json.loads(line) for line in raw.decode().splitlines()]
+    books = [r for r in records if r["channel"] == "l2Book"]
+    assert len(books) == 285
+    for record in books:
+        frame = json.dumps({"channel": record["channel"], "data": record["data"]})
+        channel, data = parse.decode_frame(frame)
+        assert channel == "l2Book"
+        fast = parse.l2_book_from_raw(data)
+        assert fast == parse.l2_book(record["data"])
+        assert isinstance(fast.bids[0].price, Decimal)
+    assert {b["data"]["coin"] for b in books} >= {"BTC", "xyz:KR200"}
+    trades = [r for r in records if r["channel"] == "trades"]
+    channel, data = parse.decode_frame(json.dumps({"channel": "trades", "data": trades[0]["data"]}))
+    assert next(parse.trade(t) for t in parse.raw_json(data)).coin == trades[0]["data"][0]["coin"]
+
+
+def test_a_frame_that_is_not_json_raises_value_error() -> None:
+    with pytest.raises(ValueError, match=r"truncated|malformed|JSON"):
+        parse.decode_frame('{"channel": "l2Book", "data": {"coin"')
+    with pytest.raises(ValueError, match=r"[dD]ecimal"):
+        parse.l2_book_from_raw(
+            b'{"coin": "BTC", "time": 1, "levels": [[{"px": "x", "sz": "1", "n": 1}], []]}'
+        )
