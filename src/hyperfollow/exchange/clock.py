@@ -34,3 +34,18 @@ class SimClock:
             raise ValueError("the clock never goes backwards")
         self._offset_ms += ms
         return self.now_ms()
+
+    def jump(self, ms: int) -> int:
+        """A clock-jump fault: time leaps forward by ``ms`` at once; returns the new time.
+
+        The same offset move as ``advance`` (so it works stepped or in real time, where the wall-clock
+        progression simply continues from the new time), but the operator's ``advance`` walks the
+        market through every second while a jump is a discontinuity: whatever steps the market next
+        (the real-time ticker, or the next ``advance``) sees the whole gap at once. Only forward: the
+        venue's time is block time and never runs backwards, and candles, funding and the trigger
+        engine rely on that.
+        """
+        if isinstance(ms, bool) or not isinstance(ms, int) or ms <= 0:
+            raise ValueError("a clock jump must be a positive integer number of milliseconds")
+        self._offset_ms += ms
+        return self.now_ms()

@@ -2,28 +2,45 @@
 port (as the SDK expects), the operator API under `/sim/`, and `GET /health`.
 
 Error bodies follow what the SDK can parse: 4xx with plain text, business errors as HTTP 200 envelopes.
+Fault switches (``faults.py``, ``/sim/faults``) break this on purpose: see ``_with_faults``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from hyperfollow.exchange.embedded import AdminError, EmbeddedExchange
+from hyperfollow.exchange.faults import Fault, FaultError, FaultPlan
 from hyperfollow.exchange.info import BadRequest
 from hyperfollow.exchange.ratelimit import IpWeightLimiter, exchange_weight, info_weight
 from hyperfollow.exchange.ws import Connection, WsHub
 
 log = structlog.get_logger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+T = TypeVar("T")
+
+# The limiter's 429 body, also what an `httpStatus` 429 fault answers unless it brings its own body.
+# (The real venue answers its IP limit with a body of `null`, which the SDK turns into the same
+# ClientError(429, None, "null", ...) as this text: status and error code are what a client can use.)
+RATE_LIMITED = "Too many requests: the IP's weight budget (1200/min) is spent."
+# Default bodies of `httpStatus` faults, as an HTTP front (load balancer) would answer.
+FAULT_BODIES = {
+    429: RATE_LIMITED,
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
 
 
 @dataclass
@@ -42,6 +59,37 @@ def _json(payload: Any) -> web.Response:
     return web.Response(body=json.dumps(payload, separators=(",", ":")), content_type="application/json")
 
 
+def _garbled(response: web.StreamResponse | None) -> bytes:
+    """A body that is not JSON: the first half of the real answer (a cut-off envelope), or of a
+    typical envelope when the request was not processed."""
+    real = response.body if isinstance(response, web.Response) else None
+    text = real if isinstance(real, bytes) and real else b'{"status":"ok","response":{"type":"default"}}'
+    cut = text[: max(1, len(text) // 2)]
+    try:  # a short prefix of a bare number can still parse
+        json.loads(cut)
+    except ValueError:
+        return cut
+    return b"<html><body>upstream connect error</body></html>"[: max(2, len(cut))]
+
+
+class _SilenceableConnection(Connection):
+    """A WS connection that loses what is pushed while a ``wsSilence`` fault runs.
+
+    Frames are lost, not delayed (as on a dead link): a fill pushed meanwhile never arrives (the
+    client must recover it from /info), missed book snapshots are not replayed, and a JSON ping gets
+    no pong. Dropped when pushed (so a test knows a frame is gone once the push happened) and checked
+    again when sent (nothing queued before the silence leaks out during it).
+    """
+
+    def __init__(self, ip: str, send: Callable[[str], Any], faults: FaultPlan) -> None:
+        super().__init__(ip, send)
+        self.faults = faults
+
+    def push(self, text: str) -> None:
+        if not self.faults.ws_silenced():
+            super().push(text)
+
+
 class ExchangeServer:
     """aiohttp application around an ``EmbeddedExchange``."""
 
@@ -55,6 +103,7 @@ class ExchangeServer:
         self.hub = WsHub(exchange.engine, exchange.info_api, self.limits.ws_max_users_per_ip)
         self.limiter = IpWeightLimiter(self.limits.ip_weight_per_min or 0)
         self.app = web.Application(middlewares=[self._normalize_path])
+        self.faults = FaultPlan(drop_ws=self.drop_websockets, jump_clock=self._jump_clock)
         self.app.add_routes(
             [
                 web.post("/info", self.handle_info),
@@ -66,13 +115,21 @@ class ExchangeServer:
                 web.post("/sim/advance", self.handle_advance),
                 web.post("/sim/vault", self.handle_vault),
                 web.get("/sim/traders", self.handle_traders),
+                web.post("/sim/faults", self.handle_add_faults),
+                web.get("/sim/faults", self.handle_list_faults),
+                web.delete("/sim/faults", self.handle_clear_faults),
             ]
         )
         self.app.on_startup.append(self._start_ticker)
+        self.app.on_shutdown.append(self._release_hangs)
         self.app.on_shutdown.append(self._close_websockets)
         self.app.on_cleanup.append(self._stop_ticker)
         self._ticker: asyncio.Task[None] | None = None
-        self._sockets: set[web.WebSocketResponse] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sockets: dict[web.WebSocketResponse, web.Request] = {}
+        self._closing: set[asyncio.Task[Any]] = set()
+        self._release: asyncio.Event | None = None
+        self.hanging = 0  # requests held by a `hang` fault right now
 
     @web.middleware
     async def _normalize_path(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -80,12 +137,115 @@ class ExchangeServer:
         if request.path.startswith("//"):
             request = request.clone(rel_url=request.rel_url.with_path("/" + request.path.lstrip("/")))
             match = await self.app.router.resolve(request)
-            return await match.handler(request)
-        return await handler(request)
+            handler = match.handler
+        return await self._with_faults(request, handler)
+
+    # ------------------------------------------------------------------ faults
+
+    async def _with_faults(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Let an active fault take a venue request (`POST /info`, `POST /exchange`).
+
+        Faults come after path normalisation and before everything else, the IP rate limiter
+        included: a fault that refuses a request refuses it unseen, so it spends no weight; one that
+        ``apply``-s runs the ordinary handler, limiter and all.
+        """
+        if request.method != "POST" or request.path not in ("/info", "/exchange"):
+            return await handler(request)
+        fault = self.faults.take(request.path)
+        if fault is None:
+            return await handler(request)
+        if fault.apply:
+            response = await handler(request)
+        else:
+            await request.read()  # consume the body, as a server that looked at it would
+            response = None
+        if fault.type == "httpStatus":
+            return _text(fault.status, fault.body if fault.body is not None else FAULT_BODIES[fault.status])
+        if fault.type == "malformed":
+            return web.Response(status=200, body=_garbled(response), content_type="application/json")
+        return await self._hang(request, fault)
+
+    async def _hang(self, request: web.Request, fault: Fault) -> web.StreamResponse:
+        """Hold the request ``fault.seconds`` (without blocking the loop), then close the connection
+        without a response: to the client, a request that never came back."""
+        self.hanging += 1
+        try:
+            if self._release is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._release.wait(), fault.seconds)
+        finally:
+            self.hanging -= 1
+        if request.transport is not None:
+            request.transport.close()
+        # aiohttp fails to write this on the closed transport and drops it (a ConnectionError it expects)
+        return web.Response(status=204)
+
+    async def _release_hangs(self, _app: web.Application) -> None:
+        """At shutdown, end the hangs at once (aiohttp would otherwise wait for their handlers)."""
+        if self._release is not None:
+            self._release.set()
+
+    def _on_loop(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the server's loop and return its result: directly when called there (or
+        before the server started), through ``call_soon_threadsafe`` from any other thread."""
+        loop = self._loop
+        try:
+            current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            current = None
+        if loop is None or current is loop or not loop.is_running():
+            return fn()
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                future.set_result(fn())
+            except Exception as exc:  # handed to the calling thread
+                future.set_exception(exc)
+
+        loop.call_soon_threadsafe(run)
+        return future.result(timeout=10)
+
+    def drop_websockets(self, abrupt: bool = False) -> int:
+        """Close every WebSocket now (any thread); returns how many. ``abrupt`` drops the TCP
+        connection without a close frame, as a dead network would; otherwise a normal close
+        (1001 going away), as a venue restart would."""
+        return self._on_loop(lambda: self._drop_all(abrupt))
+
+    def _drop_all(self, abrupt: bool) -> int:
+        sockets = list(self._sockets.items())
+        for ws, request in sockets:
+            if abrupt:
+                if request.transport is not None:
+                    request.transport.abort()
+            else:
+                task = asyncio.ensure_future(ws.close(code=WSCloseCode.GOING_AWAY, message=b"Fault: dropWs"))
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
+        return len(sockets)
+
+    def _jump_clock(self, ms: int) -> int:
+        return self._on_loop(lambda: self.exchange.clock.jump(ms))
+
+    async def handle_add_faults(self, request: web.Request) -> web.Response:
+        try:
+            body = await self._body(request)
+            applied = self.faults.add(body)
+        except (BadRequest, FaultError) as exc:
+            return _text(400, str(exc))
+        return _json({"status": "ok", "applied": applied, "active": self.faults.active()})
+
+    async def handle_list_faults(self, request: web.Request) -> web.Response:
+        return _json(self.faults.active())
+
+    async def handle_clear_faults(self, request: web.Request) -> web.Response:
+        return _json({"status": "ok", "cleared": self.faults.clear()})
 
     # ------------------------------------------------------------------ market ticker
 
     async def _start_ticker(self, _app: web.Application) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._release = asyncio.Event()
         self._ticker = asyncio.create_task(self._tick_loop())
 
     async def _stop_ticker(self, _app: web.Application) -> None:
@@ -129,7 +289,7 @@ class ExchangeServer:
             body = await self._body(request)
             kind = body.get("type") if isinstance(body, dict) else None
             if not self._allow(request, info_weight(str(kind))):
-                return _text(429, "Too many requests: the IP's weight budget (1200/min) is spent.")
+                return _text(429, RATE_LIMITED)
             result = self.exchange.info(body)
         except BadRequest as exc:
             return _text(422, str(exc))
@@ -141,7 +301,7 @@ class ExchangeServer:
             action = body.get("action") if isinstance(body, dict) else None
             batch = action.get("orders") or action.get("cancels") or [] if isinstance(action, dict) else []
             if not self._allow(request, exchange_weight(len(batch) if isinstance(batch, list) else 0)):
-                return _text(429, "Too many requests: the IP's weight budget (1200/min) is spent.")
+                return _text(429, RATE_LIMITED)
             result = self.exchange.exchange(body)
         except BadRequest as exc:
             return _text(422, str(exc))
@@ -150,18 +310,26 @@ class ExchangeServer:
         return _json(result)
 
     async def handle_ws(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(heartbeat=None, max_msg_size=1 << 20)
+        # autoping off: protocol pings are answered below, so that a `wsSilence` can withhold pongs
+        ws = web.WebSocketResponse(heartbeat=None, max_msg_size=1 << 20, autoping=False)
         await ws.prepare(request)
-        conn = Connection(self._ip(request), ws.send_str)
+
+        async def send(text: str) -> None:
+            if not self.faults.ws_silenced():
+                await ws.send_str(text)
+
+        conn = _SilenceableConnection(self._ip(request), send, self.faults)
         writer = asyncio.create_task(conn.writer())
-        self._sockets.add(ws)
+        self._sockets[ws] = request
         try:
             async for msg in ws:
+                if msg.type == WSMsgType.PING and not self.faults.ws_silenced():
+                    await ws.pong(msg.data)
                 if msg.type != WSMsgType.TEXT:
                     continue
                 self._on_ws_message(conn, msg.data)
         finally:
-            self._sockets.discard(ws)
+            self._sockets.pop(ws, None)
             self.hub.drop(conn)
             writer.cancel()
             with contextlib.suppress(asyncio.CancelledError, ConnectionError):
