@@ -123,6 +123,7 @@ _TABLE: tuple[tuple[str, type[VenueRejected]], ...] = (
     ("Order has invalid size", InvalidSize),
     ("Order has zero size", InvalidSize),
     ("Order was never placed, already canceled, or filled", OrderNotFound),
+    ("Cannot modify canceled or filled order", OrderNotFound),
     ("Order could not immediately match", IocNotFilled),
     ("No liquidity available for market order", IocNotFilled),
     ("Invalid asset", UnknownInstrument),

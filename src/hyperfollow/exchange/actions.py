@@ -172,7 +172,7 @@ class ExchangeApi:
             raise _bad(str(exc)) from None
         except AuthError as exc:
             return {"status": "err", "response": str(exc)}
-        budget_error = self._spend_budget(actor, kind, action)
+        budget_error = self.spend_budget(actor, kind, action)
         if budget_error:
             return {"status": "err", "response": budget_error}
         return handler(actor, action)
@@ -208,7 +208,7 @@ class ExchangeApi:
         for key, key_type in _ACTION_FIELDS.get(kind, ()):
             _get(action, key, key_type)
 
-    def _spend_budget(self, actor: Actor, kind: str, action: Mapping[str, Any]) -> str | None:
+    def spend_budget(self, actor: Actor, kind: str, action: Mapping[str, Any]) -> str | None:
         """The address action budget: 10,000 actions + 1 per USDC traded (cancels get more room)."""
         acct = self.engine.account(actor.vault or actor.user)
         cost = len(action.get("orders") or action.get("cancels") or action.get("modifies") or [None])

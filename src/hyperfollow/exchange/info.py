@@ -363,17 +363,42 @@ class InfoApi:
                 "time": now,
             }
         cross_value, cross_ntl, cross_used, cross_maint = acct.cross_summary(e.marks, e.insts)
-        positions = [p for p in acct.positions.values() if p.szi and e.insts[p.asset].dex == dex]
-        total_ntl = sum(p.value(e.marks[p.asset]) for p in acct.positions.values() if p.szi)
-        iso_margin = sum(p.margin for p in acct.positions.values() if p.szi and not p.is_cross)
-        raw = acct.usdc - sum(
-            (p.entry_ntl if p.szi > 0 else -p.entry_ntl)
-            for p in acct.positions.values()
-            if p.szi and p.is_cross
+        open_positions = [p for p in acct.positions.values() if p.szi]
+        positions = [p for p in open_positions if e.insts[p.asset].dex == dex]
+        iso_margin = sum(p.margin for p in positions if not p.is_cross)
+        if dex:
+            # A builder dex has its own clearinghouse: only its (isolated) positions and their margin.
+            # The account's USDC lives on the main dex, so summing every dex's accountValue gives the
+            # account's total, as on the real venue.
+            iso_value = sum(p.margin + p.upnl(e.marks[p.asset]) for p in positions)
+            ntl = sum(p.value(e.marks[p.asset]) for p in positions)
+            zero = _usd(0)
+            return {
+                "marginSummary": {
+                    "accountValue": _usd(iso_value),
+                    "totalNtlPos": _usd(ntl),
+                    "totalRawUsd": _usd(iso_margin),
+                    "totalMarginUsed": _usd(iso_margin),
+                },
+                "crossMarginSummary": {
+                    "accountValue": zero,
+                    "totalNtlPos": zero,
+                    "totalRawUsd": zero,
+                    "totalMarginUsed": zero,
+                },
+                "crossMaintenanceMarginUsed": zero,
+                "withdrawable": zero,
+                "assetPositions": [self._position_wire(acct, p, cross_value, cross_maint) for p in positions],
+                "time": now,
+            }
+        other_dex_value = sum(
+            p.margin + p.upnl(e.marks[p.asset]) for p in open_positions if e.insts[p.asset].dex
         )
+        total_ntl = sum(p.value(e.marks[p.asset]) for p in positions)
+        raw = acct.usdc - sum((p.entry_ntl if p.szi > 0 else -p.entry_ntl) for p in positions if p.is_cross)
         return {
             "marginSummary": {
-                "accountValue": _usd(acct.total_value(e.marks)),
+                "accountValue": _usd(acct.total_value(e.marks) - other_dex_value),
                 "totalNtlPos": _usd(total_ntl),
                 "totalRawUsd": _usd(raw + iso_margin),
                 "totalMarginUsed": _usd(cross_used + iso_margin),
