@@ -372,7 +372,7 @@ class InfoApi:
             # account's total, as on the real venue.
             iso_value = sum(p.margin + p.upnl(e.marks[p.asset]) for p in positions)
             ntl = sum(p.value(e.marks[p.asset]) for p in positions)
-            zero = _usd(0)
+            none_usd = _usd(0)
             return {
                 "marginSummary": {
                     "accountValue": _usd(iso_value),
@@ -381,13 +381,13 @@ class InfoApi:
                     "totalMarginUsed": _usd(iso_margin),
                 },
                 "crossMarginSummary": {
-                    "accountValue": zero,
-                    "totalNtlPos": zero,
-                    "totalRawUsd": zero,
-                    "totalMarginUsed": zero,
+                    "accountValue": none_usd,
+                    "totalNtlPos": none_usd,
+                    "totalRawUsd": none_usd,
+                    "totalMarginUsed": none_usd,
                 },
-                "crossMaintenanceMarginUsed": zero,
-                "withdrawable": zero,
+                "crossMaintenanceMarginUsed": none_usd,
+                "withdrawable": none_usd,
                 "assetPositions": [self._position_wire(acct, p, cross_value, cross_maint) for p in positions],
                 "time": now,
             }
