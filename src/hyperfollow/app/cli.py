@@ -176,3 +176,53 @@ def _wallet_row(info: Any, wallet: dict[str, Any], starts: dict[str, int]) -> di
 
 if __name__ == "__main__":
     app()
+
+
+@app.command()
+def account() -> None:
+    """Read-only check of the venue settings: connect as configured and show the account.
+
+    Sends no order. Use it to verify a testnet (or live) setup before trading: network, signer,
+    account, equity, positions, open orders and the address action budget.
+    """
+    from hyperfollow.app.venue import VenueConfigError, adapter_config
+
+    settings = _settings()
+    configure_logging(settings.logging.level, settings.logging.json_output)
+    try:
+        config = adapter_config(settings)
+    except VenueConfigError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    try:
+        asyncio.run(_show_account(config))
+    except Exception as exc:  # a venue error: say it in words, not a traceback
+        console.print(f"[red]{type(exc).__name__}: {exc}[/red]")
+        raise typer.Exit(1) from None
+
+
+async def _show_account(config: Any) -> None:
+    from hyperfollow.adapters.hyperliquid.venue import connect
+
+    venue = await connect(config)
+    try:
+        snap = await venue.account.snapshot()
+        orders = await venue.account.open_orders()
+        budget = await venue.account.rate_limit()
+        console.print(f"venue    {config.base_url}  ({'mainnet' if config.is_mainnet else 'not mainnet'})")
+        console.print(f"signer   {venue.client.signer_address}")
+        console.print(f"account  {config.query_address}")
+        console.print(
+            f"equity   {snap.equity} USDC  (margin used {snap.margin_used}, free {snap.withdrawable})"
+        )
+        console.print(f"actions  {budget.used:,} used of {budget.cap:,}")
+        table = Table("coin", "size", "entry", "uPnL", "leverage", "liq. px", title="positions")
+        for p in snap.positions:
+            lev = f"{p.leverage}x {'cross' if p.is_cross else 'isolated'}"
+            table.add_row(
+                p.coin, str(p.size), str(p.entry_price), str(p.unrealized_pnl), lev, str(p.liquidation_price)
+            )
+        console.print(table)
+        console.print(f"{len(orders)} open order(s)")
+    finally:
+        await venue.close()

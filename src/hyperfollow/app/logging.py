@@ -9,7 +9,19 @@ from typing import Any
 
 import structlog
 
-_SENSITIVE = ("secret", "private_key", "privkey", "password", "api_key", "signature", "mnemonic")
+_SENSITIVE = (
+    "secret", "private_key", "privkey", "password", "api_key", "agent_key", "signature", "mnemonic",
+)  # fmt: skip
+
+
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is now (a test runner may swap and close the one we started with)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 def redact_secrets(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -32,6 +44,6 @@ def configure_logging(level: str = "INFO", json_output: bool = False) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -43,6 +43,25 @@ class ExchangeSettings(BaseModel):
     limits: LimitsSettings = LimitsSettings()
 
 
+class VenueSettings(BaseModel):
+    """Which venue the platform trades on, as whom (`HYPERFOLLOW_VENUE__*`).
+
+    `embedded` talks to the embedded exchange at the `exchange` section's host and port. Mainnet needs
+    `live=True` as well: real money is never one typo away. The key is an agent (API wallet) key
+    trading for `account_address`, or that account's own key; set it through the environment
+    (`HYPERFOLLOW_VENUE__AGENT_KEY`), never in a file that is committed.
+    """
+
+    model_config = ConfigDict(hide_input_in_errors=True)  # a malformed key must not land in an error text
+
+    network: Literal["embedded", "testnet", "mainnet"] = "embedded"
+    base_url: str | None = Field(None, description="override of the network's URL (None: from `network`)")
+    account_address: str | None = Field(None, description="the master account traded for (0x...)")
+    agent_key: SecretStr | None = Field(None, description="agent or account private key (0x...)")
+    vault_address: str | None = Field(None, description="vault or sub-account traded for, if any")
+    live: bool = Field(False, description="must be true to trade on mainnet")
+
+
 class LoggingSettings(BaseModel):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_output: bool = Field(False, alias="json")
@@ -54,4 +73,5 @@ class Settings(BaseSettings):
     )
 
     exchange: ExchangeSettings = ExchangeSettings()
+    venue: VenueSettings = VenueSettings()
     logging: LoggingSettings = LoggingSettings()
