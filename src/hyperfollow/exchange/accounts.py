@@ -49,9 +49,8 @@ class Position:
         return self.szi * mark - signed_entry
 
 
-@dataclass(slots=True)
-class FillEffect:
-    """What one fill did to one account's position."""
+class FillEffect(NamedTuple):
+    """What one fill did to one account's position (a tuple: one is built per fill, on the hot path)."""
 
     start_szi: int
     direction: str

@@ -462,7 +462,7 @@ class Engine:
             rate = TAKER_FEE if crossed else MAKER_FEE
             fee = fee_for(ntl, rate * (2 if inst.dex else 1))
             effect = acct.apply_fill(inst, order.is_buy, px, qty, fee)
-            start, direction, closed = effect.start_szi, effect.direction, effect.closed_pnl
+            start, direction, closed, _ = effect
             if acct.positions[inst.asset].szi == 0:
                 self._on_flat(acct, inst)
         if not acct.keep_history and self.outbox is None:
