@@ -5,32 +5,6 @@ from __future__ import annotations
 import time
 from collections import deque
 
-LIGHT_INFO = frozenset(
-    {"l2Book", "allMids", "clearinghouseState", "orderStatus", "spotClearinghouseState", "exchangeStatus"}
-)
-ITEM_HEAVY_INFO = frozenset(
-    {"userFills", "userFillsByTime", "historicalOrders", "fundingHistory", "userFunding",
-     "userNonFundingLedgerUpdates", "userTwapSliceFills", "recentTrades"}
-)  # fmt: skip
-
-
-def info_weight(kind: str, n_items: int = 0) -> int:
-    """Weight of an /info request (docs: 2 light, 60 userRole, 20 others; + per 20 items / 60 candles)."""
-    if kind in LIGHT_INFO:
-        return 2
-    if kind == "userRole":
-        return 60
-    if kind in ITEM_HEAVY_INFO:
-        return 20 + n_items // 20
-    if kind == "candleSnapshot":
-        return 20 + n_items // 60
-    return 20
-
-
-def exchange_weight(batch_len: int) -> int:
-    """Weight of an /exchange request: 1 + floor(batch_len / 40)."""
-    return 1 + batch_len // 40
-
 
 class IpWeightLimiter:
     """Sliding one-minute window of spent weight per IP."""

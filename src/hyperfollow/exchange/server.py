@@ -19,10 +19,11 @@ from typing import Any, TypeVar
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from hyperfollow.domain.weights import exchange_weight, info_weight
 from hyperfollow.exchange.embedded import AdminError, EmbeddedExchange
 from hyperfollow.exchange.faults import Fault, FaultError, FaultPlan
 from hyperfollow.exchange.info import BadRequest
-from hyperfollow.exchange.ratelimit import IpWeightLimiter, exchange_weight, info_weight
+from hyperfollow.exchange.ratelimit import IpWeightLimiter
 from hyperfollow.exchange.ws import Connection, WsHub
 
 log = structlog.get_logger(__name__)

@@ -12,12 +12,12 @@ from hyperfollow.adapters.hyperliquid.budget import (
     AddressBudget,
     WeightLimiter,
     backoff_delay,
-    exchange_weight,
     info_extra_weight,
     info_weight,
 )
 from hyperfollow.domain.errors import RateLimited, TransientError
 from hyperfollow.domain.model import RateLimitStatus
+from hyperfollow.domain.weights import exchange_weight
 
 
 class FakeTime:

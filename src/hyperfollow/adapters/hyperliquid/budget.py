@@ -22,45 +22,21 @@ import structlog
 
 from hyperfollow.domain.errors import RateLimited, TransientError
 from hyperfollow.domain.model import RateLimitStatus
+from hyperfollow.domain.weights import info_base_weight, info_item_weight
 
 log = structlog.get_logger(__name__)
-
-# /info request types the venue charges 2 (everything else 20, userRole 60).
-LIGHT_INFO = frozenset(
-    {"l2Book", "allMids", "clearinghouseState", "orderStatus", "spotClearinghouseState", "exchangeStatus"}
-)
-# Types charged one more weight per 20 items returned (candles: per 60). Charged after the answer.
-ITEM_HEAVY_INFO = frozenset(
-    {"userFills", "userFillsByTime", "historicalOrders", "fundingHistory", "userFunding",
-     "userNonFundingLedgerUpdates", "userTwapSliceFills", "recentTrades"}
-)  # fmt: skip
 
 
 def info_weight(payload: Any) -> int:
     """Weight of an /info request, known before sending."""
-    kind = payload.get("type") if isinstance(payload, dict) else None
-    if kind in LIGHT_INFO:
-        return 2
-    if kind == "userRole":
-        return 60
-    return 20
+    return info_base_weight(payload.get("type") if isinstance(payload, dict) else None)
 
 
 def info_extra_weight(payload: Any, result: Any) -> int:
     """Weight the venue adds for the items an answer carries (known only afterwards)."""
-    kind = payload.get("type") if isinstance(payload, dict) else None
     if not isinstance(result, list):
         return 0
-    if kind in ITEM_HEAVY_INFO:
-        return len(result) // 20
-    if kind == "candleSnapshot":
-        return len(result) // 60
-    return 0
-
-
-def exchange_weight(batch_len: int) -> int:
-    """Weight of an /exchange request: 1 + floor(batch length / 40)."""
-    return 1 + batch_len // 40
+    return info_item_weight(payload.get("type") if isinstance(payload, dict) else None, len(result))
 
 
 def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:

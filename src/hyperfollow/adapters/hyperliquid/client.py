@@ -45,13 +45,13 @@ from hyperliquid.utils.signing import sign_l1_action
 from hyperfollow.adapters.hyperliquid.budget import (
     WeightLimiter,
     backoff_delay,
-    exchange_weight,
     info_extra_weight,
     info_weight,
 )
 from hyperfollow.adapters.hyperliquid.config import HyperliquidConfig
 from hyperfollow.adapters.hyperliquid.nonce import NonceSource, nonce_source_for
 from hyperfollow.domain.errors import OutcomeUnknown, TransientError, VenueError, rejection_for
+from hyperfollow.domain.weights import exchange_weight
 
 log = structlog.get_logger(__name__)
 
