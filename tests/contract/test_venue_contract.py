@@ -272,3 +272,10 @@ async def test_hip3_position_is_isolated_and_equity_counts_once(harness: Harness
     assert pos is not None
     assert (pos.size, pos.is_cross) == (size, False)
     assert abs(snap.equity - before) < 5  # spread and fees only: the dex's margin is not counted twice
+
+
+async def test_an_order_refused_before_sending_keeps_its_slot_in_a_batch(harness: Harness) -> None:
+    results = await harness.venue.gateway.submit_batch([buy(size=Decimal("0.00001")), buy(px=Decimal(2800))])
+    assert isinstance(results[0], errors.InvalidSize)
+    assert isinstance(results[1], OrderAck)
+    assert [o.oid for o in await harness.venue.account.open_orders()] == [results[1].oid]

@@ -234,11 +234,25 @@ class HyperliquidGateway:
     async def submit_batch(
         self, orders: Sequence[OrderRequest], grouping: Grouping = Grouping.NONE
     ) -> list[Result]:
-        """Place ``orders`` in one action; one ack or rejection per order, in order."""
+        """Place ``orders`` in one action; one ack or rejection per order, in order. An order refused
+        before sending (off-grid size, unknown coin) keeps its slot with its error and the others go;
+        in a TP/SL group a refused entry voids the whole group."""
         if not orders:
             return []
-        prepared = [await self.prepare(o) for o in orders]
-        return await self._place(prepared, grouping)
+        out: list[Result | None] = [None] * len(orders)
+        prepared: list[tuple[int, PreparedOrder]] = []
+        for i, order in enumerate(orders):
+            try:
+                prepared.append((i, await self.prepare(order)))
+            except VenueRejected as exc:
+                if grouping is not Grouping.NONE:
+                    raise
+                out[i] = exc
+        if prepared:
+            results = await self._place([p for _, p in prepared], grouping)
+            for (i, _), result in zip(prepared, results, strict=True):
+                out[i] = result
+        return [r for r in out if r is not None]
 
     def _order_action(self, prepared: Sequence[PreparedOrder], grouping: Grouping) -> dict[str, Any]:
         return {"type": "order", "orders": [p.wire for p in prepared], "grouping": grouping.value}
