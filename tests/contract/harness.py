@@ -22,11 +22,11 @@ from typing import Any
 import aiohttp
 import eth_account
 from eth_utils.crypto import keccak
-from hyperfollow.adapters.hyperliquid.venue import HyperliquidVenue, connect
-from hyperfollow.adapters.sim.venue import SimVenue
 from pydantic import SecretStr
 
 from hyperfollow.adapters.hyperliquid.config import HyperliquidConfig
+from hyperfollow.adapters.hyperliquid.venue import HyperliquidVenue, connect
+from hyperfollow.adapters.sim.venue import SimVenue
 from hyperfollow.exchange.embedded import EmbeddedExchange
 from hyperfollow.exchange.server import ServerLimits, running_in_thread
 from hyperfollow.ports import Venue
