@@ -210,12 +210,28 @@ class AccountSnapshot:
 
 
 class Level(msgspec.Struct, frozen=True):
-    """One price level of a book. (A msgspec Struct: books arrive many times a second per coin, and
-    msgspec builds them, Decimals included, straight from the JSON frame in C.)"""
+    """One price level of a book, as the venue sent it: the exact decimal strings, ``Decimal`` on access.
 
-    price: Decimal = msgspec.field(name="px")
-    size: Decimal = msgspec.field(name="sz")
-    orders: int = msgspec.field(name="n")
+    (Books arrive many times a second per coin with 40 levels each, and consumers read a few of them:
+    turning all 80 numbers into Decimals up front would cost more than decoding the whole frame.
+    Strings are exact, so nothing is lost; ``price`` and ``size`` build the Decimal when asked.)
+    """
+
+    px: str
+    sz: str
+    n: int  # orders at the level
+
+    @property
+    def price(self) -> Decimal:
+        return Decimal(self.px)
+
+    @property
+    def size(self) -> Decimal:
+        return Decimal(self.sz)
+
+    @property
+    def orders(self) -> int:
+        return self.n
 
 
 class L2Book(msgspec.Struct, frozen=True):

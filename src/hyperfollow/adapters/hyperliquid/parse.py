@@ -87,8 +87,8 @@ def l2_book(raw: Json) -> L2Book:
     return L2Book(
         coin=raw["coin"],
         time_ms=int(raw["time"]),
-        bids=tuple([Level(Decimal(lv["px"]), Decimal(lv["sz"]), lv["n"]) for lv in bids_raw]),
-        asks=tuple([Level(Decimal(lv["px"]), Decimal(lv["sz"]), lv["n"]) for lv in asks_raw]),
+        bids=tuple([Level(lv["px"], lv["sz"], lv["n"]) for lv in bids_raw]),
+        asks=tuple([Level(lv["px"], lv["sz"], lv["n"]) for lv in asks_raw]),
     )
 
 
@@ -117,7 +117,7 @@ def decode_frame(text: str | bytes) -> tuple[str, msgspec.Raw]:
 
 
 def l2_book_from_raw(data: msgspec.Raw | bytes | str) -> L2Book:
-    """An ``l2Book`` frame's data, decoded straight into Decimals (no intermediate dicts)."""
+    """An ``l2Book`` frame's data as a book, decoded in C straight into ``Level`` structs."""
     wire = _book_decoder.decode(data)
     return L2Book(wire.coin, wire.time, wire.levels[0], wire.levels[1])
 
@@ -149,8 +149,8 @@ def bbo(raw: Json) -> Bbo:
     return Bbo(
         coin=raw["coin"],
         time_ms=int(raw["time"]),
-        bid=None if bid is None else Level(Decimal(bid["px"]), Decimal(bid["sz"]), bid["n"]),
-        ask=None if ask is None else Level(Decimal(ask["px"]), Decimal(ask["sz"]), ask["n"]),
+        bid=None if bid is None else Level(bid["px"], bid["sz"], bid["n"]),
+        ask=None if ask is None else Level(ask["px"], ask["sz"], ask["n"]),
     )
 
 
