@@ -5,7 +5,8 @@
    resting Gtc ETH bids (0.01 @ 2,900, $29) alternately through the bare official SDK
    (``Exchange.order(...)``, blocking, called from the bench thread) and through our adapter
    (``await venue.gateway.submit(OrderRequest(...))`` from an asyncio loop: quantization, cloid, nonce,
-   weight limiter (its budget raised for this load test: at the venue's 1,200/min it would make us wait), address budget, executor hop, SDK signing + transport, status parsing). Calls
+   weight limiter (its budget raised for this load test: at the venue's 1,200/min it would make us
+   wait), address budget, executor hop, SDK signing + transport, status parsing). Calls
    alternate one by one, so machine noise hits both alike; every ``CANCEL_EVERY`` orders the book is
    cleared untimed. Both sign with the SDK's ``sign_l1_action`` and both get a strictly increasing nonce
    (the SDK's wall-clock nonce is replaced by a counter, as the integration tests do). Which path goes
