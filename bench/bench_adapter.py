@@ -271,12 +271,12 @@ def run() -> list[tuple[str, float, str]]:
     dedupe = median([_dedupe_per_second(offered, unique) for _ in range(REPEATS)])
     return [
         ("adapter overhead per order vs bare SDK", 100 * extra_p50 / sdk_p50, "% of SDK p50"),
-        ("adapter overhead per order, absolute", 1e6 * extra_p50, "us (median of paired differences)"),
+        ("adapter overhead per order, absolute", 1e6 * extra_p50, "us (paired median)"),
         ("order via bare SDK, p50", 1000 * sdk_p50, f"ms ({ORDERS} orders x {REPEATS})"),
         ("order via adapter (submit), p50", 1000 * adapter_p50, f"ms ({ORDERS} orders x {REPEATS})"),
         ("order via bare SDK, p99", 1000 * percentile(sdk_all, 99), "ms"),
         ("order via adapter (submit), p99", 1000 * percentile(adapter_all, 99), "ms"),
-        ("l2Book frames -> domain books", books, f"books/s ({len(frames):,} real 20-level books)"),
+        ("l2Book frames -> domain books", books, f"books/s ({len(frames):,} real)"),
         ("l2Book frames -> books, all 80 Decimals read", books_decimals, "books/s"),
         ("l2Book via json.loads + dict parser", books_dicts, "books/s (for scale)"),
         ("fills de-duplicated, reconnect storm", dedupe, f"fills/s ({len(offered):,} offered)"),
