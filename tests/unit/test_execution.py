@@ -1,0 +1,146 @@
+"""Taker and maker execution on the in-process venue (adapters/sim over a stepped embedded exchange)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+import pytest
+
+from hyperfollow.adapters.sim import SimVenue
+from hyperfollow.domain.ids import cloid_for
+from hyperfollow.domain.model import L2Book, Level, OrderRequest, Side, Tif
+from hyperfollow.domain.rules import Instrument
+from hyperfollow.exchange.embedded import EmbeddedExchange
+from hyperfollow.execution.router import (
+    MakerExecutor,
+    MakerParams,
+    execute_taker,
+    maker_price,
+    remainder_to_send,
+)
+
+OURS = "0x" + "a1" * 20
+THEIRS = "0x" + "b2" * 20
+ETH = Instrument("ETH", 1, 4, 25)
+
+
+class FakeClock:
+    """Monotonic time that moves only when the executor sleeps."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+        self.sleeps = 0
+
+    def monotonic(self) -> float:
+        return self.t
+
+    async def sleep(self, secs: float) -> None:
+        self.t += secs
+        self.sleeps += 1
+
+
+@pytest.fixture
+async def venues() -> AsyncIterator[tuple[SimVenue, SimVenue]]:
+    ex = EmbeddedExchange(seed=7, stepped=True, simulated_traders=False, start_ms=1_767_225_600_000)
+    ex.set_price("ETH", Decimal(3000))
+    ex.fund(OURS, "100000")
+    ex.fund(THEIRS, "100000")
+    ours, theirs = SimVenue(ex, OURS), SimVenue(ex, THEIRS)
+    yield ours, theirs
+    await ours.close()
+    await theirs.close()
+
+
+def _book(bid: str, ask: str) -> L2Book:
+    return L2Book("ETH", 0, (Level(bid, "1", 1),), (Level(ask, "1", 1),))
+
+
+@pytest.mark.parametrize(
+    ("side", "offset", "expected"),
+    [
+        (Side.BUY, "0", "2999.9"),
+        (Side.SELL, "0", "3000.1"),
+        (Side.BUY, "10", "2996.9"),  # 2999.9 * 0.999 = 2996.9001 -> down
+        (Side.SELL, "10", "3003.2"),  # 3000.1 * 1.001 = 3003.1001 -> up
+    ],
+)
+def test_maker_price_rests_at_the_touch_moved_away_by_the_offset(
+    side: Side, offset: str, expected: str
+) -> None:
+    assert maker_price(_book("2999.9", "3000.1"), side, Decimal(offset), ETH) == Decimal(expected)
+    assert maker_price(L2Book("ETH", 0, (), ()), side, Decimal(offset), ETH) is None
+
+
+def test_an_opening_remainder_under_ten_dollars_is_not_sent_a_closing_one_is() -> None:
+    opening = OrderRequest("ETH", Side.BUY, Decimal("0.1"), Decimal(3000))
+    assert remainder_to_send(opening, Decimal("0.098"), Decimal(3000)) == 0  # $6 left
+    assert remainder_to_send(opening, Decimal("0.05"), Decimal(3000)) == Decimal("0.05")
+    closing = OrderRequest("ETH", Side.SELL, Decimal("0.1"), Decimal(3000), reduce_only=True)
+    assert remainder_to_send(closing, Decimal("0.098"), Decimal(3000)) == Decimal("0.002")
+
+
+async def test_taker_fills_at_once_within_the_cap(venues: tuple[SimVenue, SimVenue]) -> None:
+    ours, _ = venues
+    result = await execute_taker(ours.gateway, OrderRequest("ETH", Side.BUY, Decimal("0.1"), Decimal(3030)))
+    assert (result.filled, result.unfilled, result.style) == (Decimal("0.1"), 0, "taker")
+    assert result.avg_price is not None
+    assert result.avg_price <= 3030
+    nothing = await execute_taker(ours.gateway, OrderRequest("ETH", Side.BUY, Decimal("0.1"), Decimal(2000)))
+    assert (nothing.filled, nothing.unfilled) == (0, Decimal("0.1"))
+
+
+async def test_maker_fills_when_someone_trades_against_it(venues: tuple[SimVenue, SimVenue]) -> None:
+    ours, theirs = venues
+    clock = FakeClock()
+    executor = MakerExecutor(
+        ours.gateway, ours.market, ours.account, sleep=clock.sleep, monotonic=clock.monotonic
+    )
+    order = OrderRequest("ETH", Side.BUY, Decimal("0.1"), Decimal(3030), cloid=cloid_for("maker", "fill"))
+
+    async def sleep_then_hit(secs: float) -> None:
+        await clock.sleep(secs)
+        if clock.sleeps == 2:  # a seller sweeps the best bid (the market maker's queue there, then ours)
+            touch = (await theirs.market.l2_book("ETH")).bids[0]
+            await theirs.gateway.submit(OrderRequest("ETH", Side.SELL, touch.size, touch.price, Tif.IOC))
+
+    executor._sleep = sleep_then_hit
+    result = await executor.execute(order, MakerParams(timeout_secs=5, poll_secs=0.5))
+    book = await ours.market.l2_book("ETH")
+    assert result.style == "maker"
+    assert result.filled == Decimal("0.1")
+    assert result.unfilled == 0
+    assert result.avg_price is not None
+    assert book.best_ask is not None
+    assert result.avg_price < book.best_ask  # a maker price, not the ask
+    pos = (await ours.account.snapshot()).position("ETH")
+    assert pos is not None
+    assert pos.size == Decimal("0.1")
+
+
+@pytest.mark.parametrize("fallback", [True, False], ids=["then-taker", "then-drop"])
+async def test_maker_times_out_then_takes_or_drops_the_rest(
+    venues: tuple[SimVenue, SimVenue], fallback: bool
+) -> None:
+    ours, _ = venues
+    clock = FakeClock()
+    executor = MakerExecutor(
+        ours.gateway, ours.market, ours.account, sleep=clock.sleep, monotonic=clock.monotonic
+    )
+    cloid = cloid_for("maker", "timeout", fallback)
+    order = OrderRequest("ETH", Side.BUY, Decimal("0.1"), Decimal(3030), cloid=cloid)
+    result = await executor.execute(
+        order, MakerParams(timeout_secs=5, poll_secs=0.5, fallback_to_taker=fallback)
+    )
+    assert clock.t >= 5  # it waited the whole timeout
+    state = await ours.gateway.order_status(cloid)
+    assert state is not None
+    assert state.status == "canceled"  # the maker order did not outlive its watchdog
+    assert await ours.account.open_orders() == []
+    if fallback:
+        assert (result.style, result.filled, result.unfilled) == ("maker+taker", Decimal("0.1"), 0)
+        taker = await ours.gateway.order_status(cloid_for(cloid, "taker"))
+        assert taker is not None
+        assert taker.status == "filled"
+    else:
+        assert (result.style, result.filled, result.unfilled) == ("maker", 0, Decimal("0.1"))
