@@ -82,7 +82,7 @@ def ratio(value: float, goal: tuple[str, float]) -> float:
     op, target = goal
     if op in (">", ">="):
         return value / target if target else float("inf")
-    return target / value if value else float("inf")
+    return target / value if value > 0 else float("inf")  # at or below zero beats any "less than" goal
 
 
 def fmt(value: float) -> str:

@@ -1,18 +1,19 @@
 """The venue adapter's own costs: per-order overhead, book parsing, fill de-duplication.
 
 1. **Adapter overhead per order.** One stepped ``EmbeddedExchange`` (no simulated traders, no address
-   budget) served by ``running_in_thread`` on a free 127.0.0.1 port, IP limits off. The same wallet places
+   budget) served by ``running_in_thread`` on a free 127.0.0.1 port, IP limits off. Two wallets place
    resting Gtc ETH bids (0.01 @ 2,900, $29) alternately through the bare official SDK
-   (``Exchange.order(...)``, blocking, called from the bench thread) and through our adapter
+   (``Exchange.order(...)``, blocking, run off the loop) and through our adapter
    (``await venue.gateway.submit(OrderRequest(...))`` from an asyncio loop: quantization, cloid, nonce,
    weight limiter (its budget raised for this load test: at the venue's 1,200/min it would make us
-   wait), address budget, executor hop, SDK signing + transport, status parsing). Calls
-   alternate one by one, so machine noise hits both alike; every ``CANCEL_EVERY`` orders the book is
-   cleared untimed. Both sign with the SDK's ``sign_l1_action`` and both get a strictly increasing nonce
-   (the SDK's wall-clock nonce is replaced by a counter, as the integration tests do). Which path goes
-   first alternates. Figures: p50 of each, and the overhead = the median of the paired differences
-   (adapter - SDK, order by order: slow drifts of a shared VM cancel out) over the SDK p50; goal under
-   10 % of the round trip.
+   wait), address budget, executor hop, signing with ``hyperfollow.signing`` (byte-identical to the SDK's
+   ``sign_l1_action``, about 8x faster), the SDK's transport, status parsing). Calls alternate one by one,
+   so machine noise hits both alike; every ``CANCEL_EVERY`` orders the book is cleared untimed. Both get a
+   strictly increasing nonce (the SDK's wall-clock nonce is replaced by a counter, as the integration tests
+   do). Which path goes first alternates. A negative overhead means the adapter is faster than the bare
+   SDK call (its signer saves more than its bookkeeping costs). Figures: p50 of each, and the overhead =
+   the median of the paired differences (adapter - SDK, order by order: slow drifts of a shared VM cancel
+   out) over the SDK p50; goal under 10 % of the round trip.
 2. **l2Book frames parsed to domain books.** A real stream: the 9,808 recorded 20-level books of BTC, ETH,
    SOL and WLFI of ``../shared/fixtures/real/l2_djienne_20250904`` (22.6 minutes of mainnet, in time order),
    written as the venue's ``l2Book`` WebSocket frames (bytes; the recording has no order counts: n = 1;

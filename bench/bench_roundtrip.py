@@ -34,7 +34,7 @@ import structlog
 from bench._stats import median, percentile
 from hyperfollow.exchange.embedded import EmbeddedExchange
 from hyperfollow.exchange.server import ServerLimits, running_in_thread
-from hyperfollow.exchange.signing import address_of, sign_l1_action
+from hyperfollow.signing import address_of, sign_l1_action
 
 PAIRS = 1000  # order + cancel pairs per repetition: 2,000 /exchange requests
 INFO_REQUESTS = 2000

@@ -23,7 +23,7 @@ from eth_account import Account
 from hyperliquid.utils import signing as sdk_signing
 
 from bench._stats import median
-from hyperfollow.exchange import signing
+from hyperfollow import signing
 
 ITERATIONS = 2000
 BATCHES = 7

@@ -20,7 +20,7 @@ from hyperfollow.exchange.auth import (
     MalformedRequest,
     NonceTracker,
 )
-from hyperfollow.exchange.signing import address_of, sign_l1_action, sign_user_signed_action
+from hyperfollow.signing import address_of, sign_l1_action, sign_user_signed_action
 
 MASTER_KEY = bytes.fromhex("0123456789012345678901234567890123456789012345678901234567890123")
 MASTER = "0x14791697260e4c9a71f18484c9f997b308e59325"

@@ -14,8 +14,8 @@ from hyperliquid.utils import signing as sdk
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hyperfollow.exchange import signing
-from hyperfollow.exchange.signing import (
+from hyperfollow import signing
+from hyperfollow.signing import (
     USER_SIGNED_TYPES,
     SignatureError,
     action_hash,

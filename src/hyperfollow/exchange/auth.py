@@ -1,7 +1,7 @@
 """Who is acting: envelope checks, signer recovery, agents (API wallets), vaults and nonces.
 
 The body posted to ``/exchange`` never names the account. :class:`Authenticator` recovers the signer
-from the signature (:mod:`hyperfollow.exchange.signing`), maps an approved agent to its master, checks
+from the signature (:mod:`hyperfollow.signing`), maps an approved agent to its master, checks
 ``vaultAddress`` against the vaults/sub-accounts the actor leads, enforces the per-signer nonce set and
 ``expiresAfter``, and returns an :class:`Actor`. Every refusal is an :class:`AuthError` whose message is
 the text the venue answers with ``{"status": "err", "response": <message>}``.
@@ -37,7 +37,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeGuard
 
-from hyperfollow.exchange.signing import (
+from hyperfollow.signing import (
     USER_SIGNED_TYPES,
     SignatureError,
     recover_l1_signer,

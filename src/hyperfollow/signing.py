@@ -1,5 +1,9 @@
 """Hyperliquid request signatures: fast EIP-712 hashing, signer recovery and signing.
 
+One module for the whole package, at package level so that both sides use the same code: the embedded
+exchange recovers signers with it (``exchange/auth.py``), the Hyperliquid adapter signs with it
+(``adapters/hyperliquid/client.py``, ``fanout.py``). It imports nothing of ours.
+
 Two signature schemes reach ``POST /exchange`` (see ``hyperliquid-api.md`` section 5):
 
 * **L1 actions** (orders, cancels, leverage, ...) are signed through a *phantom agent*: the action is
