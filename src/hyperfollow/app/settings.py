@@ -62,6 +62,16 @@ class VenueSettings(BaseModel):
     live: bool = Field(False, description="must be true to trade on mainnet")
 
 
+class StoreSettings(BaseModel):
+    """Persistence (`HYPERFOLLOW_STORE__URL`): an SQLite file by default, or PostgreSQL for scale-out.
+
+    Examples: `sqlite+aiosqlite:///hyperfollow.db` (relative to the working directory),
+    `postgresql+asyncpg://user@127.0.0.1:5432/hyperfollow`.
+    """
+
+    url: str = Field("sqlite+aiosqlite:///hyperfollow.db", description="SQLAlchemy async database URL")
+
+
 class LoggingSettings(BaseModel):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_output: bool = Field(False, alias="json")
@@ -74,4 +84,5 @@ class Settings(BaseSettings):
 
     exchange: ExchangeSettings = ExchangeSettings()
     venue: VenueSettings = VenueSettings()
+    store: StoreSettings = StoreSettings()
     logging: LoggingSettings = LoggingSettings()
