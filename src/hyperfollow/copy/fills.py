@@ -1,0 +1,147 @@
+"""Reading a leader's fill: what it did (its ``dir``), its reverse, and one fill per order.
+
+Hyperliquid labels every perp fill with ``dir``: "Open Long", "Close Long", "Open Short", "Close Short",
+"Long > Short" (the fill closed a long and opened a short), "Short > Long"; spot fills say "Buy" / "Sell".
+Some exports append a note such as " (Price Improved)"; it is ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from enum import StrEnum
+
+from hyperfollow.domain.model import Fill, Side
+
+
+class Action(StrEnum):
+    OPEN = "open"  # opens or increases a position (an "add" when the leader already held that side)
+    CLOSE = "close"  # reduces or closes a position
+    FLIP = "flip"  # closes a position and opens the other side in the same fill
+    SPOT = "spot"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Direction:
+    """A parsed ``dir``: the action and the side of the position it starts from (+1 long, -1 short)."""
+
+    action: Action
+    sign: int  # position side the action is about: OPEN -> side opened; CLOSE/FLIP -> side closed
+
+    @property
+    def order_side(self) -> Side:
+        """The side a fill with this direction must have: opening a long buys, closing one sells."""
+        buys = self.sign > 0 if self.action is Action.OPEN else self.sign < 0
+        return Side.of(buys)
+
+
+_NOTE = re.compile(r"\s*\(.*\)\s*$")
+_DIRS: dict[str, Direction] = {
+    "open long": Direction(Action.OPEN, 1),
+    "open short": Direction(Action.OPEN, -1),
+    "close long": Direction(Action.CLOSE, 1),
+    "close short": Direction(Action.CLOSE, -1),
+    "long > short": Direction(Action.FLIP, 1),
+    "short > long": Direction(Action.FLIP, -1),
+    "buy": Direction(Action.SPOT, 1),
+    "sell": Direction(Action.SPOT, -1),
+}
+_NAMES = {
+    (Action.OPEN, 1): "Open Long",
+    (Action.OPEN, -1): "Open Short",
+    (Action.CLOSE, 1): "Close Long",
+    (Action.CLOSE, -1): "Close Short",
+    (Action.FLIP, 1): "Long > Short",
+    (Action.FLIP, -1): "Short > Long",
+    (Action.SPOT, 1): "Buy",
+    (Action.SPOT, -1): "Sell",
+}
+
+
+def parse_direction(text: str) -> Direction:
+    """The venue's ``dir`` text as a ``Direction`` (``Action.UNKNOWN`` when not recognised)."""
+    key = " ".join(_NOTE.sub("", text).split()).lower()
+    return _DIRS.get(key, Direction(Action.UNKNOWN, 0))
+
+
+def direction_text(direction: Direction) -> str:
+    """The venue's text for a direction ("" for UNKNOWN)."""
+    return _NAMES.get((direction.action, direction.sign), "")
+
+
+def fill_ref(fill: Fill) -> str:
+    """A stable text naming the fill: its trade id, else what ``Fill.key`` uses (hash, oid, price...)."""
+    if fill.tid is not None:
+        return str(fill.tid)
+    return ":".join(str(p) for p in (fill.hash, fill.oid, fill.price, fill.size, fill.start_position))
+
+
+def reversed_fill(fill: Fill) -> Fill:
+    """The fill as a leader doing the opposite would have had it: side, position and ``dir`` inverted.
+
+    Reverse copying is copying this fill straight; ``reversed_fill(reversed_fill(f)) == f``.
+    """
+    parsed = parse_direction(fill.direction)
+    text = direction_text(Direction(parsed.action, -parsed.sign)) or fill.direction
+    return replace(fill, side=fill.side.opposite, start_position=-fill.start_position, direction=text)
+
+
+def direction_of(start: Decimal, end: Decimal) -> str:
+    """The perp ``dir`` of a trade that moved a position from ``start`` to ``end`` ("" when unchanged)."""
+    if start == end:
+        return ""
+    if start > 0 > end:
+        return "Long > Short"
+    if start < 0 < end:
+        return "Short > Long"
+    if abs(end) > abs(start):
+        return "Open Long" if end > 0 else "Open Short"
+    return "Close Long" if start > 0 else "Close Short"
+
+
+def coalesce(fills: Iterable[Fill]) -> list[Fill]:
+    """Merge consecutive fills of one order (same coin and oid) into one fill per order.
+
+    A leader's order that sweeps the book arrives as many fills, each possibly under the $10 minimum once
+    scaled down; copying the order as a whole keeps the follower's copy whole. The merged fill keeps the
+    first fill's ids (so its cloid is stable), its ``start_position``, the summed size, the size-weighted
+    price, summed fees and PnL, and the ``dir`` of the whole move (a sweep may close a long, then flip).
+    Spot fills are merged the same way and keep their "Buy"/"Sell".
+    """
+    out: list[Fill] = []
+    group: list[Fill] = []
+    for f in fills:
+        if group and (f.coin != group[0].coin or f.oid != group[0].oid or f.side is not group[0].side):
+            out.append(_merge(group))
+            group = []
+        group.append(f)
+    if group:
+        out.append(_merge(group))
+    return out
+
+
+def _merge(group: list[Fill]) -> Fill:
+    first = group[0]
+    if len(group) == 1:
+        return first
+    size = sum((f.size for f in group), Decimal(0))
+    price = sum((f.price * f.size for f in group), Decimal(0)) / size if size else first.price
+    direction = first.direction
+    if parse_direction(first.direction).action is not Action.SPOT:
+        end = first.start_position + (size if first.side is Side.BUY else -size)
+        direction = direction_of(first.start_position, end) or first.direction
+    return replace(
+        first,
+        size=size,
+        price=price,
+        direction=direction,
+        time_ms=group[-1].time_ms,
+        closed_pnl=sum((f.closed_pnl for f in group), Decimal(0)),
+        fee=sum((f.fee for f in group), Decimal(0)),
+        builder_fee=sum((f.builder_fee for f in group), Decimal(0)),
+        crossed=any(f.crossed for f in group),
+        liquidation=any(f.liquidation for f in group),
+    )
