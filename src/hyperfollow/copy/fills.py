@@ -73,10 +73,8 @@ def direction_text(direction: Direction) -> str:
 
 
 def fill_ref(fill: Fill) -> str:
-    """A stable text naming the fill: its trade id, else what ``Fill.key`` uses (hash, oid, price...)."""
-    if fill.tid is not None:
-        return str(fill.tid)
-    return ":".join(str(p) for p in (fill.hash, fill.oid, fill.price, fill.size, fill.start_position))
+    """A stable text naming the fill (``Fill.ref``): cloids and skip logs derive from it."""
+    return fill.ref
 
 
 def reversed_fill(fill: Fill) -> Fill:

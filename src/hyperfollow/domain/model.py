@@ -14,6 +14,11 @@ from enum import StrEnum
 import msgspec
 
 
+def _plain(value: Decimal) -> str:
+    """One spelling per number: no exponent, no trailing zeros, -0 is 0."""
+    return format((value + 0).normalize(), "f")
+
+
 class Side(StrEnum):
     BUY = "B"  # the venue's side letters: B(id) buys, A(sk) sells
     SELL = "A"
@@ -168,6 +173,17 @@ class Fill:
         if self.tid is not None:
             return (self.address, self.tid)
         return (self.address, self.hash, self.oid, self.price, self.size, self.start_position)
+
+    @property
+    def ref(self) -> str:
+        """``key`` as text without the address, one spelling per fill ("1.50" and "1.5" alike):
+        ``tid:<tid>``, or ``h:<hash>:<oid>:<px>:<sz>:<start>`` for fills from before trade ids. Journals,
+        cursors, skip logs and cloids name a fill by it."""
+        if self.tid is not None:
+            return f"tid:{self.tid}"
+        return (
+            f"h:{self.hash}:{self.oid}:{_plain(self.price)}:{_plain(self.size)}:{_plain(self.start_position)}"
+        )
 
     @property
     def signed_size(self) -> Decimal:

@@ -8,7 +8,6 @@ call reports it as new, even when two sessions race (the unique index decides, n
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select
@@ -19,17 +18,9 @@ from hyperfollow.store.sql import rowcount, upsert_insert
 from hyperfollow.store.tables import FillRow, JournalRow
 
 
-def _num(value: Decimal) -> str:
-    # one spelling per number: "1.50" and "1.5" are the same fill; no exponent; -0 is 0
-    return format((value + 0).normalize(), "f")
-
-
 def fill_key(fill: Fill) -> str:
-    """The text of ``Fill.key`` without the address: ``tid:<tid>``, or for fills from before trade
-    ids ``h:<hash>:<oid>:<px>:<sz>:<start position>``. Also the ``source_fill_key`` of leader fills."""
-    if fill.tid is not None:
-        return f"tid:{fill.tid}"
-    return f"h:{fill.hash}:{fill.oid}:{_num(fill.price)}:{_num(fill.size)}:{_num(fill.start_position)}"
+    """``Fill.ref``: the text naming a fill (``tid:<tid>`` or the content key of an old fill)."""
+    return fill.ref
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,9 +75,9 @@ def test_open_long_from_flat_is_a_scaled_taker_buy() -> None:
     it = only_intent(decide(fill("ETH", "Open Long", "2", "0", "3000")))
     assert (it.side, it.size, it.reduce_only, it.leg, it.tif) == (Side.BUY, D("0.2"), False, "open", Tif.IOC)
     assert it.limit_price == D("3015")  # 3000 x 1.005, on the grid
-    assert it.cloid == cloid_for(FOLLOWER, LEADER, "1", "open")
+    assert it.cloid == cloid_for(FOLLOWER, LEADER, "tid:1", "open")
     assert is_cloid(it.cloid)
-    assert (it.follower, it.leader, it.coin, it.fill_key, it.mark) == (FOLLOWER, LEADER, "ETH", "1", D(3000))
+    assert (it.follower, it.leader, it.coin, it.fill_key, it.mark) == (FOLLOWER, LEADER, "ETH", "tid:1", D(3000))
     assert it.to_order() == OrderRequest("ETH", Side.BUY, D("0.2"), D("3015"), Tif.IOC, False, it.cloid)
 
 
@@ -169,7 +169,7 @@ def test_fills_that_are_not_copied(f: Fill, inst: Instrument, reason: SkipReason
     s = only_skip(decide(f, "1", inst=inst))
     assert s.reason is reason
     assert s.detail["leader_dir"] == f.direction
-    assert s.fill_key == "1"
+    assert s.fill_key == "tid:1"
 
 
 def test_a_fill_of_another_coin_is_a_programming_error() -> None:
@@ -472,7 +472,7 @@ def test_a_fill_without_a_trade_id_keys_its_cloid_on_hash_and_more() -> None:
     a = only_intent(decide(fill("ETH", "Open Long", "2", "0", "3000", tid=None)))
     b = only_intent(decide(fill("ETH", "Open Long", "2", "0", "3000", tid=None, oid=8)))
     assert a.cloid != b.cloid
-    assert a.fill_key.startswith("0xabc:")
+    assert a.fill_key.startswith("h:0xabc:")
 
 
 # --------------------------------------------------------------------------- coalescing fills of one order
