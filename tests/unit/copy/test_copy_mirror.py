@@ -77,7 +77,13 @@ def test_open_long_from_flat_is_a_scaled_taker_buy() -> None:
     assert it.limit_price == D("3015")  # 3000 x 1.005, on the grid
     assert it.cloid == cloid_for(FOLLOWER, LEADER, "tid:1", "open")
     assert is_cloid(it.cloid)
-    assert (it.follower, it.leader, it.coin, it.fill_key, it.mark) == (FOLLOWER, LEADER, "ETH", "tid:1", D(3000))
+    assert (it.follower, it.leader, it.coin, it.fill_key, it.mark) == (
+        FOLLOWER,
+        LEADER,
+        "ETH",
+        "tid:1",
+        D(3000),
+    )
     assert it.to_order() == OrderRequest("ETH", Side.BUY, D("0.2"), D("3015"), Tif.IOC, False, it.cloid)
 
 
