@@ -152,6 +152,13 @@ class FollowSettings:
     delta_interval_secs: Decimal = Decimal(30)
 
     def __post_init__(self) -> None:
+        for name, enum in _ENUM_FIELDS.items():
+            value = getattr(self, name)
+            try:
+                object.__setattr__(self, name, enum(value))
+            except ValueError:
+                allowed = ", ".join(m.value for m in enum)
+                raise ValueError(f"{name} must be one of {allowed}, got {value!r}") from None
         for name in _DECIMAL_FIELDS:
             value = getattr(self, name)
             if value is not None and not isinstance(value, Decimal):
@@ -173,13 +180,6 @@ class FollowSettings:
             raise ValueError(f"slippage_cap_pct must be below 100, got {self.slippage_cap_pct}")
         if self.maker_offset_bps >= 10_000:
             raise ValueError(f"maker_offset_bps must be below 10000, got {self.maker_offset_bps}")
-        for name, enum in _ENUM_FIELDS.items():
-            value = getattr(self, name)
-            try:
-                object.__setattr__(self, name, enum(value))
-            except ValueError:
-                allowed = ", ".join(m.value for m in enum)
-                raise ValueError(f"{name} must be one of {allowed}, got {value!r}") from None
 
     def _check_positive(self, *names: str) -> None:
         for name in names:

@@ -242,3 +242,10 @@ def test_bad_settings_name_the_field(kwargs: dict[str, object], field: str) -> N
 def test_skip_reasons_read_as_text_and_keep_a_stable_code() -> None:
     assert SkipReason.SKIP_MIN_NOTIONAL.code == "SKIP_MIN_NOTIONAL"
     assert all(" " in r.value for r in SkipReason)  # words, not codes
+
+
+def test_settings_given_as_text_are_checked_as_their_enum() -> None:
+    from hyperfollow.copy.model import FollowSettings
+
+    with pytest.raises(ValueError, match="notional_usd is required"):
+        FollowSettings(sizing="fixed_notional")  # type: ignore[arg-type]

@@ -1,0 +1,145 @@
+"""`follow.toml`: which leaders a follower copies, and how. Read for `hyperfollow copy --config`.
+
+```toml
+[venue]                      # optional; overrides HYPERFOLLOW_VENUE__* (never a key: keys come from the env)
+network = "testnet"
+account_address = "0xYourAccount"
+
+[defaults]                   # FollowSettings for every follow below (each [[follow]] may override)
+copy_ratio = 0.5
+execution = "taker"
+slippage_cap_pct = 0.3
+
+[[follow]]
+leader = "0x1111111111111111111111111111111111111111"
+name = "swing whale"         # optional label for views and reports
+budget_usd = 2000
+
+[[follow]]
+leader = "0x2222222222222222222222222222222222222222"
+mode = "delta"
+reverse = true
+```
+
+Numbers are read as ``Decimal`` straight from the file's text (``0.1`` stays exactly 0.1). Every error
+names the file, the follow and the setting.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, fields
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from hyperfollow.copy.model import FollowSettings
+
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+_VENUE_KEYS = frozenset({"network", "base_url", "account_address", "vault_address"})
+_SETTING_KEYS = frozenset(f.name for f in fields(FollowSettings))
+_FOLLOW_KEYS = _SETTING_KEYS | {"leader", "name"}
+
+
+class FollowConfigError(ValueError):
+    """The file cannot be used as it is; the message says where and what."""
+
+
+@dataclass(frozen=True, slots=True)
+class FollowSpec:
+    leader: str  # lower-case address
+    settings: FollowSettings
+    name: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name or f"{self.leader[:8]}..{self.leader[-4:]}"
+
+
+@dataclass(frozen=True, slots=True)
+class CopyConfig:
+    follows: tuple[FollowSpec, ...]
+    venue: dict[str, str]  # overrides of the venue settings section
+
+
+def load_copy_config(path: str | Path) -> CopyConfig:
+    """Read and check a follow file (see the module docstring)."""
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            doc = tomllib.load(fh, parse_float=Decimal)
+    except FileNotFoundError:
+        raise FollowConfigError(f"{path}: no such file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise FollowConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_copy_config(doc, source=str(path))
+
+
+def parse_copy_config(doc: dict[str, Any], source: str = "follow.toml") -> CopyConfig:
+    """The checked configuration from an already-parsed TOML document."""
+    unknown = set(doc) - {"venue", "defaults", "follow"}
+    if unknown:
+        raise FollowConfigError(
+            f"{source}: unknown section(s) {sorted(unknown)}; use [venue], [defaults], [[follow]]"
+        )
+    venue = _venue(doc.get("venue", {}), source)
+    defaults = doc.get("defaults", {})
+    if not isinstance(defaults, dict):
+        raise FollowConfigError(f"{source}: [defaults] must be a table")
+    _check_keys(defaults, _SETTING_KEYS, f"{source}: [defaults]")
+    raw_follows = doc.get("follow", [])
+    if not isinstance(raw_follows, list) or not raw_follows:
+        raise FollowConfigError(f"{source}: no [[follow]] entries: name at least one leader to copy")
+    follows: list[FollowSpec] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(raw_follows, start=1):
+        where = f"{source}: [[follow]] #{i}"
+        if not isinstance(raw, dict):
+            raise FollowConfigError(f"{where} must be a table")
+        _check_keys(raw, _FOLLOW_KEYS, where)
+        leader = raw.get("leader")
+        if not isinstance(leader, str) or not _ADDRESS.match(leader):
+            raise FollowConfigError(f"{where}: leader must be a 0x address of 40 hex digits, got {leader!r}")
+        leader = leader.lower()
+        if leader in seen:
+            raise FollowConfigError(f"{where}: leader {leader} is followed twice")
+        seen.add(leader)
+        options = {**defaults, **{k: v for k, v in raw.items() if k in _SETTING_KEYS}}
+        try:
+            settings = FollowSettings(**options)
+        except (TypeError, ValueError) as exc:
+            raise FollowConfigError(f"{where} (leader {leader}): {exc}") from None
+        name = raw.get("name")
+        if name is not None and not isinstance(name, str):
+            raise FollowConfigError(f"{where}: name must be text")
+        follows.append(FollowSpec(leader, settings, name))
+    return CopyConfig(tuple(follows), venue)
+
+
+def _venue(raw: Any, source: str) -> dict[str, str]:
+    if not isinstance(raw, dict):
+        raise FollowConfigError(f"{source}: [venue] must be a table")
+    for key in raw:
+        if "key" in key.lower() or "secret" in key.lower():
+            raise FollowConfigError(
+                f"{source}: [venue] {key}: keys never go in a file; set HYPERFOLLOW_VENUE__AGENT_KEY in the "
+                "environment"
+            )
+    if "live" in raw:
+        raise FollowConfigError(
+            f"{source}: [venue] live: live trading is asked for on the command line (--live)"
+        )
+    _check_keys(raw, _VENUE_KEYS, f"{source}: [venue]")
+    bad = {k: v for k, v in raw.items() if not isinstance(v, str)}
+    if bad:
+        raise FollowConfigError(f"{source}: [venue] values must be text: {sorted(bad)}")
+    return dict(raw)
+
+
+def _check_keys(table: dict[str, Any], allowed: frozenset[str], where: str) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise FollowConfigError(
+            f"{where}: unknown setting(s) {unknown}; allowed: {', '.join(sorted(allowed))}"
+        )
