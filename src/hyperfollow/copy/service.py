@@ -1,0 +1,420 @@
+"""``CopyService``: copy trading for several followers and leaders in one asyncio process.
+
+The pure modules decide (``decide_mirror``, ``decide_delta``, ``decide_join``, ``decide_stop``); this
+shell fetches their inputs, journals, sends, records and reports:
+
+* **Mirror** (``mirror_loop``): one leader fill stream; each fill, for each mirror follow of its leader.
+* **Delta** (``delta_loop``): every ``delta_interval_secs`` per delta follow.
+* **Acting on a decision** (``act``): leverage set for opening orders (before the journal, see below);
+  intents, skips and the follow's leader cursor journalled in one transaction; then each new intent sent
+  (taker IOC, or maker post-only with the watchdog), its outcome journalled, and an event emitted.
+* **Follower fills**: each follower's fill stream is recorded (once per fill), attributed to the leader
+  of the fill's cloid, and moves that leader's position (``Ledger``): per-leader budgets and PnL.
+* **Start-up** (``start``): every unresolved journal entry is looked up at the venue by cloid. Found: its
+  outcome is recorded (an order still resting, a maker order whose watchdog died with the process, is
+  cancelled first). Not found, the venue never received it: a reduce-only order is sent now with the same
+  cloid whatever its age (it can only bring us closer to the leader); an opening order is sent if it was
+  decided less than ``resend_max_age_ms`` ago, else abandoned (CANCELED, with the reason) - the leader's
+  position may have moved on, and the backfill below will bring its later fills. Then each follower's
+  missed fills are recorded (from the last recorded one), the attributed positions are checked against
+  the venue's, and the leader stream backfills from each follow's cursor.
+
+Leverage is set *before* the intent is journalled, so an order resent at start-up already has it; a
+leverage set for an order that then never goes out is harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
+from decimal import Decimal
+
+import structlog
+
+from hyperfollow.copy import startup
+from hyperfollow.copy.delta_loop import DeltaLoop
+from hyperfollow.copy.journal import CopyJournal, Cursor, Follow
+from hyperfollow.copy.lifecycle import decide_join, decide_stop
+from hyperfollow.copy.mirror_loop import MirrorLoop, Pump, Received
+from hyperfollow.copy.model import Decision, ExistingPositions, FollowSettings, StopAction, intents, skips
+from hyperfollow.copy.sending import OrderJob, Sender
+from hyperfollow.copy.state import CopyEvent, EventHub, EventKind, Ledger, TtlCache
+from hyperfollow.domain.errors import UnknownInstrument
+from hyperfollow.domain.model import AccountSnapshot, Fill
+from hyperfollow.domain.rules import Instrument
+from hyperfollow.ports.venue import LeaderFeed, MarketData, Venue
+
+log = structlog.get_logger(__name__)
+
+
+def wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceConfig:
+    """Timing of the copy service (ms on the service's clock unless named ``_secs``: real seconds)."""
+
+    leader_snapshot_ttl_ms: int = 2_000  # leader equity / leverage for mirror sizing
+    follower_snapshot_ttl_ms: int = 2_000  # follower equity (dropped on each of its fills)
+    max_leader_snapshot_age_ms: int = 10_000  # delta sync trades nothing on an older leader snapshot
+    resend_max_age_ms: int = 60_000  # start-up: an opening intent never received is sent if younger
+    delta_tick_secs: float = 1.0
+    delta_loop: bool = True
+    stream_retry_secs: float = 1.0
+
+
+class CopyService:
+    """Copy trading over ``venues`` (one per follower address) with ``journal`` for persistence."""
+
+    def __init__(
+        self,
+        venues: Mapping[str, Venue],
+        journal: CopyJournal,
+        *,
+        leader_venue: Venue | None = None,
+        config: ServiceConfig | None = None,
+        clock: Callable[[], int] = wall_ms,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        monotonic: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        if not venues and leader_venue is None:
+            raise ValueError("the copy service needs at least one venue")
+        self.venues = {a.lower(): v for a, v in venues.items()}
+        self._leader_venue = leader_venue or next(iter(self.venues.values()))
+        self.journal = journal
+        self.config = config or ServiceConfig()
+        self.now_ms = clock
+        self.sleep = sleep
+        self.monotonic = monotonic
+        self.ledger = Ledger()
+        self.hub = EventHub()
+        self._follows: dict[tuple[str, str], Follow] = {}
+        self._cursors: dict[tuple[str, str], Cursor] = {}
+        self._preexisting: dict[tuple[str, str], set[str]] = {}
+        self._fresh: set[tuple[str, str]] = set()  # follows started before ``start``: they may join
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._leaders = TtlCache[str, AccountSnapshot](self.config.leader_snapshot_ttl_ms)
+        self._followers = TtlCache[str, AccountSnapshot](self.config.follower_snapshot_ttl_ms)
+        self.sender = Sender(
+            self.venues, journal, self.ledger, self.hub, clock=clock, monotonic=monotonic, sleep=sleep
+        )
+        self._fill_pumps: list[Pump[Fill]] = []
+        self.mirror = MirrorLoop(self)
+        self.delta = DeltaLoop(self)
+        self._started = False
+
+    # ------------------------------------------------------------------ accessors used by the loops
+
+    @property
+    def leader_feed(self) -> LeaderFeed:
+        return self._leader_venue.leaders
+
+    @property
+    def market(self) -> MarketData:
+        return self._leader_venue.market
+
+    def active_follows(self) -> list[Follow]:
+        return list(self._follows.values())
+
+    def follow_of(self, follower: str, leader: str) -> Follow | None:
+        return self._follows.get((follower, leader))
+
+    def is_active(self, follow: Follow) -> bool:
+        return self._follows.get(follow.key) is not None
+
+    def cursor_of(self, follow: Follow) -> Cursor | None:
+        return self._cursors.get(follow.key)
+
+    def preexisting(self, follow: Follow) -> set[str]:
+        return self._preexisting.setdefault(follow.key, set())
+
+    def lock(self, follow: Follow) -> asyncio.Lock:
+        return self._locks.setdefault(follow.key, asyncio.Lock())
+
+    async def marks(self) -> dict[str, Decimal]:
+        return await self.market.mids()
+
+    async def leader_snapshot(self, leader: str, *, fresh: bool = False) -> AccountSnapshot:
+        now = self.now_ms()
+        snap = None if fresh else self._leaders.get(leader, now)
+        if snap is None:
+            snap = await self.leader_feed.snapshot(leader)
+            self._leaders.put(leader, snap, now)
+        return snap
+
+    async def follower_snapshot(self, follower: str, *, fresh: bool = False) -> AccountSnapshot:
+        now = self.now_ms()
+        snap = None if fresh else self._followers.get(follower, now)
+        if snap is None:
+            snap = await self.venues[follower].account.snapshot()
+            self._followers.put(follower, snap, now)
+        return snap
+
+    async def follower_equity(self, follower: str) -> Decimal:
+        return (await self.follower_snapshot(follower)).equity
+
+    # ------------------------------------------------------------------ public API
+
+    def events(self) -> AsyncIterator[CopyEvent]:
+        """Every event from now on (until ``close``)."""
+        return self.hub.subscribe()
+
+    def on_event(self, callback: Callable[[CopyEvent], None]) -> None:
+        self.hub.on(callback)
+
+    async def start(self) -> list[CopyEvent]:
+        """Load the follows, reconcile the journal with the venue, catch up fills, then start copying.
+        Returns the start-up events (resolved, resent, abandoned)."""
+        for follow in await self.journal.follows():
+            if follow.follower not in self.venues:
+                log.warning("copy.follow_without_venue", follower=follow.follower, leader=follow.leader)
+                continue
+            self._follows[follow.key] = follow
+            cursor = await self.journal.cursor(follow.follower, follow.leader)
+            if cursor is not None:
+                self._cursors[follow.key] = cursor
+        catch_up: dict[str, int] = {}
+        for follower in self.venues:
+            self.ledger.load(await self.journal.positions(follower))
+            catch_up[follower] = await startup.fills_from(self, follower)
+        events = await startup.recover(self)
+        for follower, since in catch_up.items():
+            await self._catch_up(follower, since)
+        for follow in self.active_follows():
+            await self._activate(follow, fresh=follow.key in self._fresh)
+        self._fresh.clear()
+        await self.mirror.restart()
+        if self.config.delta_loop:
+            self.delta.start()
+        self._started = True
+        return events
+
+    async def close(self) -> None:
+        """Stop every task and stream; the journal is left as it is (nothing half-written)."""
+        await self.delta.stop()
+        await self.mirror.stop()
+        for pump in self._fill_pumps:
+            await pump.stop()
+        self._fill_pumps = []
+        self.hub.close()
+        self._started = False
+
+    async def follow(self, follower: str, leader: str, settings: FollowSettings) -> Follow:
+        """Start (or re-configure) a follow. A follow that was not active copies from now on (a re-started
+        one does not catch up on what the leader did while it was stopped) and joins the leader's open
+        positions if its settings say JOIN."""
+        follower, leader = follower.lower(), leader.lower()
+        key = (follower, leader)
+        if follower not in self.venues:
+            raise KeyError(f"no venue for follower {follower}")
+        active = key in self._follows
+        if not active and not self._started:
+            active = any(f.key == key for f in await self.journal.follows())
+        now = self.now_ms()
+        saved = await self.journal.save_follow(Follow(follower, leader, settings), now_ms=now)
+        self._follows[key] = saved
+        if not active:
+            cursor = await self._start_cursor(leader, now)
+            await self.journal.advance(follower, leader, cursor, now_ms=now)
+            self._cursors[key] = cursor
+            self._fresh.add(key)
+        log.info("copy.follow", follower=follower, leader=leader, mode=settings.mode.value, new=not active)
+        if self._started:
+            await self._activate(saved, fresh=key in self._fresh)
+            self._fresh.discard(key)
+            await self.mirror.restart()
+        return saved
+
+    async def _start_cursor(self, leader: str, now: int) -> Cursor:
+        """Where a follow starting ``now`` begins: after the leader's latest fill of this millisecond (fills
+        share milliseconds), else just before it."""
+        fills = await self.leader_feed.fills_since(leader, now)
+        if fills:
+            return Cursor(fills[-1].time_ms, fills[-1].ref)
+        return Cursor(now - 1, f"follow:{now}")
+
+    async def stop_follow(
+        self, follower: str, leader: str, action: StopAction | None = None
+    ) -> list[CopyEvent]:
+        """Stop copying ``leader``: KEEP our positions, or CLOSE them (reduce-only) - the follow's
+        ``stop_action`` unless ``action`` is given."""
+        key = (follower.lower(), leader.lower())
+        follow = self._follows.get(key)
+        if follow is None:
+            return []
+        action = action or follow.settings.stop_action
+        async with self.lock(follow):
+            del self._follows[key]
+            positions = self.ledger.positions_of(*key)
+            marks = await self.marks()
+            instruments = await self._instruments(positions)
+            now = self.now_ms()
+            decision = decide_stop(
+                positions,
+                marks=marks,
+                instruments=instruments,
+                settings=replace(follow.settings, stop_action=action),
+                follower=follow.follower,
+                leader=follow.leader,
+                stop_ref=str(now),
+            )
+            events = await self.act(follow, decision, origin_ms=None, received=None, cursor=None)
+            await self.journal.end_follow(follow.follower, follow.leader, action, now_ms=now)
+        log.info("copy.stop", follower=follow.follower, leader=follow.leader, action=action.value)
+        await self.mirror.restart()
+        return events
+
+    async def delta_round(self) -> list[CopyEvent]:
+        """One delta-sync round for every delta follow, now."""
+        return await self.delta.round()
+
+    async def settle(self, rounds: int = 200) -> None:
+        """Wait until everything the streams delivered so far is handled, including the fills of the
+        orders that handling sent (tests and demos; the in-process venue delivers synchronously)."""
+        for _ in range(rounds):
+            for _ in range(5):
+                await asyncio.sleep(0)
+            pumps = [p for p in [self.mirror.pump, *self._fill_pumps] if p is not None]
+            if not any(p.busy for p in pumps):
+                return
+            await asyncio.gather(*(p.join() for p in pumps))
+
+    def leader_pnl(self, follower: str, marks: Mapping[str, Decimal]) -> dict[str, Decimal]:
+        """PnL per leader of ``follower``'s copies: realized (net of fees) plus unrealized at ``marks``."""
+        out: dict[str, Decimal] = {}
+        for p in self.ledger.all_positions(follower.lower()):
+            mark = marks.get(p.coin)
+            unrealized = p.unrealized(mark) if mark is not None else Decimal(0)
+            out[p.leader] = out.get(p.leader, Decimal(0)) + p.realized_pnl + unrealized
+        return out
+
+    # ------------------------------------------------------------------ acting on decisions
+
+    async def act(
+        self,
+        follow: Follow,
+        decision: Decision,
+        *,
+        origin_ms: int | None,
+        received: float | None,
+        cursor: Cursor | None,
+    ) -> list[CopyEvent]:
+        """Journal a decision (with the follow's cursor), then send its new intents in order."""
+        wanted, skipped = intents(decision), skips(decision)
+        if not wanted and not skipped and cursor is None:
+            return []
+        venue = self.venues[follow.follower]
+        for intent in wanted:
+            if not intent.reduce_only:
+                await self.sender.ensure_leverage(venue, intent)
+        now = self.now_ms()
+        new = await self.journal.begin(
+            wanted,
+            skips=skipped,
+            cursor=(follow.follower, follow.leader, cursor) if cursor is not None else None,
+            now_ms=now,
+        )
+        if cursor is not None:
+            old = self._cursors.get(follow.key)
+            if old is None or cursor.time_ms >= old.time_ms:
+                self._cursors[follow.key] = cursor
+        events: list[CopyEvent] = []
+        for skip in skipped:
+            log.info("copy.skipped", follower=skip.follower, leader=skip.leader, coin=skip.coin,
+                     reason=skip.reason.code, detail=dict(skip.detail), fill=skip.fill_key)  # fmt: skip
+            event = CopyEvent(EventKind.SKIPPED, skip.follower, skip.leader, skip.coin, now,
+                              fill_key=skip.fill_key, reason=skip.text, skip_reason=skip.reason,
+                              detail=skip.detail)  # fmt: skip
+            self.hub.emit(event)
+            events.append(event)
+        for intent in new:
+            order = OrderJob(intent.follower, intent.leader, intent.to_order(), intent.leg, intent.fill_key,
+                           intent.reason)  # fmt: skip
+            events.append(
+                await self.sender.execute(order, follow.settings, origin_ms=origin_ms, received=received)
+            )
+        return events
+
+    async def _instruments(self, coins: Mapping[str, object] | set[str]) -> dict[str, Instrument]:
+        out: dict[str, Instrument] = {}
+        for coin in coins:
+            with contextlib.suppress(UnknownInstrument):
+                out[coin] = await self.market.instrument(coin)
+        return out
+
+    # ------------------------------------------------------------------ follows
+
+    async def _activate(self, follow: Follow, *, fresh: bool) -> None:
+        """Note the leader's open positions as preexisting; a fresh follow with JOIN joins them."""
+        leader = await self.leader_snapshot(follow.leader, fresh=True)
+        held = self.ledger.positions_of(follow.follower, follow.leader)
+        pre = {p.coin for p in leader.positions if p.size != 0 and not held.get(p.coin)}
+        self._preexisting[follow.key] = pre
+        if not fresh or follow.settings.existing_positions is not ExistingPositions.JOIN or not pre:
+            return
+        marks = await self.marks()
+        instruments = await self._instruments(pre)
+        decision: Decision = []
+        for position in leader.positions:
+            inst, mark = instruments.get(position.coin), marks.get(position.coin)
+            if inst is None or mark is None or position.coin not in pre:
+                continue
+            decision += decide_join(
+                position,
+                leader_equity=leader.equity,
+                follower_equity=await self.follower_equity(follow.follower),
+                follower_position=self.ledger.position(follow.follower, follow.leader, position.coin),
+                mark=mark,
+                instrument=inst,
+                settings=follow.settings,
+                follower=follow.follower,
+                leader=follow.leader,
+                budget_used_usd=self.ledger.budget_used(follow.follower, follow.leader, marks),
+            )
+        async with self.lock(follow):
+            await self.act(follow, decision, origin_ms=None, received=None, cursor=None)
+        pre -= {i.coin for i in intents(decision)}  # joined: its adds and closes are ours to copy now
+
+    # ------------------------------------------------------------------ start-up and follower fills
+
+    async def _catch_up(self, follower: str, since_ms: int) -> None:
+        """Record the fills missed while down, check our positions against the venue's, then stream."""
+        venue = self.venues[follower]
+        now = self.now_ms()
+        for fill in await venue.account.fills_since(since_ms):
+            await self._record_fill(fill)
+        live = {p.coin: p.size for p in (await self.follower_snapshot(follower, fresh=True)).positions}
+        for key in self.ledger.clamp_to_live(follower, live):
+            log.warning(
+                "copy.reconciled",
+                follower=key[0],
+                leader=key[1],
+                coin=key[2],
+                venue_size=str(live.get(key[2], 0)),
+            )
+
+        async def open_stream() -> AsyncIterator[Fill]:
+            return venue.account.stream_fills(since_ms=now)
+
+        async def handle(batch: list[Received[Fill]]) -> None:
+            for fill, _ in batch:
+                await self._record_fill(fill)
+
+        pump = Pump(f"copy.fills.{follower}", open_stream, handle, monotonic=self.monotonic,
+                    retry_secs=self.config.stream_retry_secs)  # fmt: skip
+        pump.start()
+        self._fill_pumps.append(pump)
+
+    async def _record_fill(self, fill: Fill) -> None:
+        recorded = await self.journal.record_fill(fill, leader=self.ledger.leader_of(fill.cloid))
+        if recorded is None:
+            return
+        self._followers.drop(fill.address.lower())
+        self.ledger.on_fill(fill, recorded)
+        if recorded.leader is None:
+            log.info("copy.foreign_fill", follower=fill.address, coin=fill.coin, size=str(fill.size),
+                     cloid=fill.cloid, liquidation=fill.liquidation)  # fmt: skip

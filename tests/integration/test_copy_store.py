@@ -1,0 +1,213 @@
+"""CopyService on the database store (``StoreCopyJournal``), on SQLite (a file in tmp) and PostgreSQL.
+
+The venue is the in-process one (a stepped embedded exchange without simulated traders); what is under
+test is the persistence: a mirror scenario read back from the tables, and a restart on a freshly opened
+store (as a new process would) that resolves, resends and backfills without doing anything twice.
+
+PostgreSQL: ``HYPERFOLLOW_TEST_PG_URL`` (default ``postgresql+asyncpg://postgres@127.0.0.1:5432/test``);
+this module gets a fresh database there, dropped afterwards. An unreachable server fails the tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import URL, make_url
+
+from hyperfollow.adapters.sim import SimVenue
+from hyperfollow.copy.model import CopyIntent, FollowSettings, SizingMode
+from hyperfollow.copy.service import CopyService, ServiceConfig
+from hyperfollow.copy.state import CopyEvent, EventKind
+from hyperfollow.domain.ids import cloid_for
+from hyperfollow.domain.model import OrderRequest, Side, Tif
+from hyperfollow.exchange.embedded import EmbeddedExchange
+from hyperfollow.store import JournalState, Store, migrate_async
+from hyperfollow.store.copy_journal import StoreCopyJournal
+
+PG_URL = os.environ.get("HYPERFOLLOW_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+START_MS = 1_767_225_600_000
+TENTH = FollowSettings(sizing=SizingMode.FIXED_MULTIPLIER, multiplier=Decimal("0.1"))
+
+
+def D(x: str) -> Decimal:  # noqa: N802 - reads like a literal
+    return Decimal(x)
+
+
+# ---------------------------------------------------------------------- databases (as in store/conftest.py)
+
+
+def _dsn(url: URL) -> str:
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def _admin(url: URL, sql: str) -> None:
+    try:
+        conn = await asyncpg.connect(_dsn(url), timeout=10)
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.fail(f"PostgreSQL at {url.render_as_string()} is not reachable ({exc!r})")
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    base = make_url(PG_URL)
+    name = f"hf_test_{secrets.token_hex(6)}"
+    asyncio.run(_admin(base, f'CREATE DATABASE "{name}"'))
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        asyncio.run(_admin(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A migrated database, one per module and backend (tests use their own addresses)."""
+    if request.param == "sqlite":
+        path: Path = tmp_path_factory.mktemp("copy") / "hyperfollow.db"
+        url = f"sqlite+aiosqlite:///{path}"
+    else:
+        url = request.getfixturevalue("pg_url")
+    asyncio.run(migrate_async(url))
+    return url
+
+
+# ---------------------------------------------------------------------- the venue and the service
+
+
+def _address() -> str:
+    return "0x" + secrets.token_hex(20)
+
+
+class World:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.exchange = EmbeddedExchange(seed=7, stepped=True, simulated_traders=False, start_ms=START_MS)
+        self.exchange.set_price("ETH", "3000")
+        self.leader, self.follower = _address(), _address()
+        self.exchange.fund(self.leader, "100000")
+        self.exchange.fund(self.follower, "10000")
+        self.leader_venue = SimVenue(self.exchange, self.leader)
+        self.opened: list[Store | SimVenue | CopyService] = [self.leader_venue]
+        self.events: list[CopyEvent] = []
+
+    def service(self) -> tuple[CopyService, Store]:
+        """A new service on a newly opened store: what a restarted process has."""
+        store = Store.open(self.url)
+        venue = SimVenue(self.exchange, self.follower)
+        svc = CopyService(
+            {self.follower: venue},
+            StoreCopyJournal(store),
+            config=ServiceConfig(delta_loop=False),
+            clock=self.exchange.clock.now_ms,
+        )
+        svc.on_event(self.events.append)
+        self.opened += [store, venue, svc]
+        return svc, store
+
+    async def trade(self, side: Side, size: str) -> None:
+        mid = (await self.leader_venue.market.mids())["ETH"]
+        px = (mid * D("1.05") if side is Side.BUY else mid * D("0.95")).quantize(D("1"))
+        await self.leader_venue.gateway.submit(OrderRequest("ETH", side, D(size), px, Tif.IOC))
+
+    async def position(self) -> Decimal:
+        state = self.exchange.info({"type": "clearinghouseState", "user": self.follower})
+        sizes = [D(p["position"]["szi"]) for p in state["assetPositions"] if p["position"]["coin"] == "ETH"]
+        return sizes[0] if sizes else D("0")
+
+    async def close(self) -> None:
+        for item in reversed(self.opened):
+            await item.close()
+
+
+@pytest.fixture
+async def world(db_url: str) -> AsyncIterator[World]:
+    w = World(db_url)
+    yield w
+    await w.close()
+
+
+async def test_a_mirror_scenario_is_recorded_in_the_store(world: World) -> None:
+    svc, store = world.service()
+    await svc.follow(world.follower, world.leader, TENTH)
+    await svc.start()
+    await world.trade(Side.BUY, "40")  # a sweep: one copy of 4 ETH
+    await world.trade(Side.SELL, "20")  # half closed
+    await world.trade(Side.BUY, "0.02")  # our 0.002 ETH (~$6) is under $10: skipped
+    await svc.settle()
+    assert await world.position() == D("2")
+    async with store.transaction() as tx:
+        [position] = await tx.positions.for_follower(world.follower)
+        fills = await tx.fills.for_address(world.follower)
+        journal = await tx.journal.recent(world.follower)
+        skips = await tx.skips.for_follower(world.follower)
+        cursor = await tx.cursors.get(world.follower, world.leader)
+    assert (position.leader, position.size) == (world.leader, D("2"))
+    assert D("5990") < position.entry_notional < D("6015")  # 2 ETH left at ~$3,000
+    assert {f.leader for f in fills} == {world.leader}
+    assert sum(f.fill.size for f in fills) == D("6")  # 4 bought, 2 sold
+    assert [(e.leg, e.state) for e in reversed(journal)] == [
+        ("open", JournalState.FILLED),
+        ("close", JournalState.FILLED),
+    ]
+    assert [(s.reason, s.detail["minimum_usd"]) for s in skips] == [("SKIP_MIN_NOTIONAL", "10")]
+    assert cursor is not None
+    assert cursor.last_fill_key == skips[0].source_fill_key
+
+
+def _intent(world: World, name: str, size: str) -> CopyIntent:
+    return CopyIntent(
+        follower=world.follower, leader=world.leader, coin="ETH", side=Side.BUY, size=D(size),
+        reduce_only=False, leg="open", limit_price=D("3015"), tif=Tif.IOC, leverage=3, is_cross=True,
+        cloid=cloid_for(world.follower, name), reason="test", fill_key=f"tid:{name}",
+    )  # fmt: skip
+
+
+async def test_a_restart_resolves_resends_and_backfills_without_doing_anything_twice(world: World) -> None:
+    svc, store = world.service()
+    await svc.follow(world.follower, world.leader, TENTH)
+    await svc.start()
+    await world.trade(Side.BUY, "1")
+    await svc.settle()
+    assert await world.position() == D("0.1")
+    # the process dies: one intent journalled but never sent, one sent but nothing recorded of it
+    never_sent, sent = _intent(world, "never-sent", "0.2"), _intent(world, "sent", "0.3")
+    journal = StoreCopyJournal(store)
+    now = world.exchange.clock.now_ms()
+    assert await journal.begin([never_sent, sent], now_ms=now) == [never_sent, sent]
+    await svc.close()
+    crashed = SimVenue(world.exchange, world.follower)
+    world.opened.append(crashed)
+    await crashed.gateway.submit(sent.to_order())
+    await world.leader_venue.step(1_000)
+    await world.trade(Side.BUY, "1")  # while we are down
+
+    again, store2 = world.service()
+    events = await again.start()
+    assert sorted((e.kind, e.cloid) for e in events) == sorted(
+        [(EventKind.RESENT, never_sent.cloid), (EventKind.RESOLVED, sent.cloid)]
+    )
+    await again.settle()
+    assert await world.position() == D("0.1") + D("0.2") + D("0.3") + D("0.1")
+    async with store2.transaction() as tx:
+        assert await tx.journal.unresolved() == []
+        for intent in (never_sent, sent):
+            entry = await tx.journal.get(intent.cloid)
+            assert entry is not None
+            assert entry.state is JournalState.FILLED
+            assert len(await tx.fills.for_cloid(intent.cloid)) >= 1
+        [position] = await tx.positions.for_follower(world.follower)
+        entries = await tx.journal.recent(world.follower)
+    assert position.size == D("0.7")  # every fill attributed once
+    assert len(entries) == 4  # the copies of two leader fills and the two test intents; none twice
+    venue_fills = await world.leader_venue.leaders.fills_since(world.follower, START_MS)
+    assert len({f.cloid for f in venue_fills}) == 4

@@ -1,0 +1,421 @@
+"""CopyService on the in-process venue: a stepped embedded exchange without simulated traders (its market
+maker quotes ETH around $3,000), leaders trading through their own SimVenue, followers copying them, and
+the in-memory journal. ``settle()`` waits until every fill the venue pushed has been handled."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from decimal import Decimal
+
+import pytest
+
+from hyperfollow.adapters.sim import SimVenue
+from hyperfollow.copy.journal import EntryState, Follow, InMemoryJournal
+from hyperfollow.copy.model import (
+    CopyIntent,
+    CopyMode,
+    ExecutionStyle,
+    ExistingPositions,
+    FollowSettings,
+    SizingMode,
+    SkipReason,
+    StopAction,
+)
+from hyperfollow.copy.service import CopyService, ServiceConfig
+from hyperfollow.copy.state import CopyEvent, EventKind
+from hyperfollow.domain.ids import cloid_for
+from hyperfollow.domain.model import OrderRequest, Side, Tif
+from hyperfollow.exchange.embedded import EmbeddedExchange
+
+START_MS = 1_767_225_600_000
+LEADER = "0x" + "1e" * 20
+LEADER2 = "0x" + "2e" * 20
+F1 = "0x" + "f1" * 20
+F2 = "0x" + "f2" * 20
+TENTH = FollowSettings(sizing=SizingMode.FIXED_MULTIPLIER, multiplier=Decimal("0.1"))
+
+
+def D(x: str) -> Decimal:  # noqa: N802 - reads like a literal
+    return Decimal(x)
+
+
+@pytest.fixture
+def exchange() -> EmbeddedExchange:
+    ex = EmbeddedExchange(seed=7, stepped=True, simulated_traders=False, start_ms=START_MS)
+    ex.set_price("ETH", "3000")
+    for address, usd in ((LEADER, "100000"), (LEADER2, "100000"), (F1, "10000"), (F2, "20000")):
+        ex.fund(address, usd)
+    return ex
+
+
+class World:
+    """The exchange, the leaders' venues, and services built on one journal (a restart = a new service)."""
+
+    def __init__(self, exchange: EmbeddedExchange) -> None:
+        self.exchange = exchange
+        self.journal = InMemoryJournal()
+        self.leaders = {a: SimVenue(exchange, a) for a in (LEADER, LEADER2)}
+        self.venues: list[SimVenue] = list(self.leaders.values())
+        self.services: list[CopyService] = []
+        self.events: list[CopyEvent] = []
+
+    def service(self, *followers: str, **config: object) -> CopyService:
+        venues = {f: SimVenue(self.exchange, f) for f in followers}
+        self.venues += venues.values()
+        svc = CopyService(
+            venues,
+            self.journal,
+            config=ServiceConfig(delta_loop=False, **config),  # type: ignore[arg-type]
+            clock=self.exchange.clock.now_ms,
+        )
+        svc.on_event(self.events.append)
+        self.services.append(svc)
+        return svc
+
+    async def trade(self, leader: str, side: Side, size: str, *, reduce_only: bool = False) -> None:
+        mid = (await self.leaders[leader].market.mids())["ETH"]
+        px = (mid * D("1.05") if side is Side.BUY else mid * D("0.95")).quantize(D("1"))
+        order = OrderRequest("ETH", side, D(size), px, Tif.IOC, reduce_only=reduce_only)
+        await self.leaders[leader].gateway.submit(order)
+
+    async def position(self, address: str, coin: str = "ETH") -> Decimal:
+        snap = self.exchange.info({"type": "clearinghouseState", "user": address})
+        for p in snap["assetPositions"]:
+            if p["position"]["coin"] == coin:
+                return D(p["position"]["szi"])
+        return D("0")
+
+    def kinds(self, kind: EventKind) -> list[CopyEvent]:
+        return [e for e in self.events if e.kind is kind]
+
+    async def close(self) -> None:
+        for svc in self.services:
+            await svc.close()
+        for venue in self.venues:
+            await venue.close()
+
+
+@pytest.fixture
+async def world(exchange: EmbeddedExchange) -> AsyncIterator[World]:
+    w = World(exchange)
+    yield w
+    await w.close()
+
+
+async def _following(world: World, settings: FollowSettings, *followers: str) -> CopyService:
+    svc = world.service(*(followers or (F1,)))
+    for follower in followers or (F1,):
+        await svc.follow(follower, LEADER, settings)
+    await svc.start()
+    return svc
+
+
+# ---------------------------------------------------------------------- mirror
+
+
+async def test_open_add_reduce_close_flip_are_mirrored_with_the_right_sizes(world: World) -> None:
+    svc = await _following(world, TENTH)
+    steps: list[tuple[Side, str, str]] = [
+        (Side.BUY, "1", "0.1"),  # Open Long (a sweep of two levels: one order, one copy)
+        (Side.BUY, "0.5", "0.15"),  # add
+        (Side.SELL, "0.75", "0.075"),  # Close Long, half
+        (Side.SELL, "0.75", "0"),  # Close Long, the rest
+        (Side.SELL, "1", "-0.1"),  # Open Short
+        (Side.BUY, "3", "0.2"),  # Short > Long: close ours, then open 0.2
+    ]
+    for side, size, ours in steps:
+        await world.trade(LEADER, side, size)
+        await svc.settle()
+        assert await world.position(F1) == D(ours), (side, size)
+    flip = [e for e in world.events if e.fill_key == world.events[-1].fill_key]
+    assert [(e.leg, e.kind, e.size) for e in flip] == [
+        ("close", EventKind.FILLED, D("0.1")),
+        ("open", EventKind.FILLED, D("0.2")),
+    ]
+    assert world.kinds(EventKind.SKIPPED) == []
+    # every copy journalled before it went out, and resolved
+    assert all(
+        world.journal.state_of(e.cloid or "") is EntryState.FILLED for e in world.kinds(EventKind.FILLED)
+    )
+    held = world.journal.held[(F1, LEADER, "ETH")]
+    assert held.size == D("0.2")
+
+
+async def test_a_sweep_of_many_levels_is_one_copy(world: World) -> None:
+    svc = await _following(world, TENTH)
+    await world.trade(LEADER, Side.BUY, "40")  # several levels of the maker's book: several leader fills
+    leader_fills = await world.leaders[LEADER].account.fills_since(START_MS)
+    assert len(leader_fills) > 2
+    await svc.settle()
+    [copy] = world.kinds(EventKind.FILLED)
+    assert copy.size == D("4")
+    assert copy.leg == "open"
+    assert await world.position(F1) == D("4")
+
+
+async def test_reverse_mode_takes_the_other_side(world: World) -> None:
+    svc = await _following(world, replace(TENTH, reverse=True))
+    await world.trade(LEADER, Side.BUY, "1")
+    await svc.settle()
+    assert await world.position(F1) == D("-0.1")
+    await world.trade(LEADER, Side.SELL, "1")  # the leader closes: so do we (buying back)
+    await svc.settle()
+    assert await world.position(F1) == D("0")
+
+
+async def test_a_copy_under_ten_dollars_is_skipped_with_its_reason_and_numbers(world: World) -> None:
+    svc = await _following(world, FollowSettings())  # equity ratio: 10k / 100k
+    await world.trade(LEADER, Side.BUY, "0.02")  # $60 for the leader, $6 for us
+    await svc.settle()
+    [skip] = world.journal.skips_of(F1)
+    assert skip.reason is SkipReason.SKIP_MIN_NOTIONAL
+    assert D(skip.detail["value_usd"]) < 10
+    [event] = world.kinds(EventKind.SKIPPED)
+    assert event.skip_reason is SkipReason.SKIP_MIN_NOTIONAL
+    assert "below the $10 minimum" in event.reason
+    assert await world.position(F1) == 0
+    # the cursor moved past the skipped fill with the skip (one transaction)
+    cursor = world.journal.cursors[(F1, LEADER)]
+    assert cursor.fill_ref == event.fill_key
+
+
+async def test_equity_ratio_sizes_each_follower_by_its_own_equity(world: World) -> None:
+    svc = await _following(world, FollowSettings(), F1, F2)
+    await world.trade(LEADER, Side.BUY, "2")
+    await svc.settle()
+    assert await world.position(F1) == D("0.2")  # 10k / 100k, the leader's fee aside (floored to lots)
+    assert await world.position(F2) == D("0.4")  # 20k / 100k
+    assert all(e.latency_ms is not None and e.latency_ms >= 0 for e in world.kinds(EventKind.FILLED))
+
+
+async def test_leverage_is_set_before_the_first_open_at_the_capped_value(world: World) -> None:
+    svc = await _following(world, TENTH)  # CAP at 3x; the leader trades at the venue's 20x
+    await world.trade(LEADER, Side.BUY, "1")
+    await svc.settle()
+    state = world.exchange.info({"type": "clearinghouseState", "user": F1})
+    [position] = state["assetPositions"]
+    assert position["position"]["leverage"] == {"type": "cross", "value": 3}
+
+
+async def test_stop_with_close_closes_ours_and_stops_copying(world: World) -> None:
+    svc = await _following(world, TENTH)
+    await world.trade(LEADER, Side.BUY, "1")
+    await svc.settle()
+    events = await svc.stop_follow(F1, LEADER, StopAction.CLOSE)
+    assert [(e.kind, e.leg, e.size) for e in events] == [(EventKind.FILLED, "close", D("0.1"))]
+    assert await world.position(F1) == 0
+    await world.trade(LEADER, Side.BUY, "1")
+    await svc.settle()
+    assert await world.position(F1) == 0
+    assert await world.journal.follows() == []
+
+
+async def test_stop_with_keep_leaves_our_position(world: World) -> None:
+    svc = await _following(world, TENTH)
+    await world.trade(LEADER, Side.BUY, "1")
+    await svc.settle()
+    assert await svc.stop_follow(F1, LEADER, StopAction.KEEP) == []
+    assert await world.position(F1) == D("0.1")
+
+
+async def test_events_are_delivered_to_async_subscribers(world: World) -> None:
+    svc = await _following(world, TENTH)
+    stream = svc.events()
+    await world.trade(LEADER, Side.BUY, "1")
+    await world.trade(LEADER, Side.BUY, "0.01")  # our 0.001 ETH: skipped
+    await svc.settle()
+    first, second = await anext(stream), await anext(stream)
+    assert (first.kind, first.side, first.filled, first.leg) == (EventKind.FILLED, Side.BUY, D("0.1"), "open")
+    assert first.latency_ms == 0  # the stepped clock stands still: leader fill and our ack in the same ms
+    assert first.process_ms is not None
+    assert (second.kind, second.skip_reason) == (EventKind.SKIPPED, SkipReason.SKIP_MIN_NOTIONAL)
+    await svc.close()
+    assert [e async for e in stream] == []  # the stream ends with the service
+
+
+async def test_maker_style_rests_post_only_then_takes_the_rest_after_the_timeout(world: World) -> None:
+    settings = replace(TENTH, execution=ExecutionStyle.MAKER, maker_timeout_secs=D("0.01"))
+    svc = await _following(world, settings)
+    await world.trade(LEADER, Side.BUY, "1")
+    await svc.settle()
+    [event] = world.kinds(EventKind.FILLED)
+    assert event.filled == D("0.1")
+    assert await world.position(F1) == D("0.1")
+    # the taker fallback has its own cloid, and its fill is still attributed to the leader
+    [fill] = await svc.venues[F1].account.fills_since(START_MS)
+    assert fill.cloid == cloid_for(event.cloid or "", "taker")
+    assert world.journal.fills[(F1, fill.ref)][1] == LEADER
+    assert world.journal.held[(F1, LEADER, "ETH")].size == D("0.1")
+
+
+async def test_a_follow_started_again_does_not_copy_what_happened_while_it_was_stopped(world: World) -> None:
+    svc = await _following(world, TENTH)
+    await svc.stop_follow(F1, LEADER, StopAction.KEEP)
+    await world.leaders[LEADER].step(1_000)
+    await world.trade(LEADER, Side.BUY, "1")  # while stopped
+    await world.leaders[LEADER].step(1_000)
+    await svc.follow(F1, LEADER, TENTH)
+    await svc.settle()
+    assert await world.position(F1) == 0
+    await world.trade(LEADER, Side.BUY, "1")  # an add of a position we never copied: preexisting
+    await world.trade(LEADER, Side.SELL, "2")  # the leader goes flat
+    await world.trade(LEADER, Side.BUY, "1")  # a fresh open: copied
+    await svc.settle()
+    assert await world.position(F1) == D("0.1")
+    assert [s.reason for s in world.journal.skips_of(F1)] == [SkipReason.SKIP_PREEXISTING] * 2
+
+
+async def test_a_new_follow_with_join_opens_our_share_of_the_leaders_position(world: World) -> None:
+    await world.trade(LEADER, Side.SELL, "2")  # before the follow
+    svc = await _following(world, replace(TENTH, existing_positions=ExistingPositions.JOIN))
+    await svc.settle()
+    assert await world.position(F1) == D("-0.2")
+    [event] = world.kinds(EventKind.FILLED)
+    assert event.fill_key.startswith("join:ETH:")
+
+
+# ---------------------------------------------------------------------- two leaders
+
+
+async def test_two_leaders_have_separate_budgets_and_their_own_pnl(world: World) -> None:
+    svc = world.service(F1)
+    await svc.follow(F1, LEADER, TENTH)
+    await svc.follow(F1, LEADER2, replace(TENTH, budget_usd=D("200")))
+    await svc.start()
+    await world.trade(LEADER, Side.BUY, "1")
+    await world.trade(LEADER2, Side.BUY, "1")
+    await svc.settle()
+    first = world.journal.held[(F1, LEADER, "ETH")]
+    second = world.journal.held[(F1, LEADER2, "ETH")]
+    assert first.size == D("0.1")  # LEADER's copies do not use LEADER2's budget ...
+    assert D("0.06") <= second.size < D("0.067")  # ... whose $200 caps its copy (at the mark, in lots)
+    assert await world.position(F1) == first.size + second.size
+    # every fill of ours is attributed to the leader whose copy it was
+    attributed = {leader for (address, _), (_, leader) in world.journal.fills.items() if address == F1}
+    assert attributed == {LEADER, LEADER2}
+    await world.leaders[LEADER].set_price("ETH", "3300")
+    pnl = svc.leader_pnl(F1, await world.leaders[LEADER].market.mids())
+    assert D("25") < pnl[LEADER] < D("30")  # 0.1 ETH x ~$300, less fees
+    assert D("15") < pnl[LEADER2] < D("20")  # ~0.066 ETH x ~$300
+    # a close of one leader reduces only that leader's part
+    await world.trade(LEADER2, Side.SELL, "1")
+    await svc.settle()
+    assert world.journal.held[(F1, LEADER2, "ETH")].size == 0
+    assert world.journal.held[(F1, LEADER, "ETH")].size == D("0.1")
+    assert await world.position(F1) == D("0.1")
+
+
+# ---------------------------------------------------------------------- delta sync
+
+
+async def test_delta_sync_converges_within_the_band_and_respects_the_cooldown(world: World) -> None:
+    settings = FollowSettings(mode=CopyMode.DELTA, delta_band_pct=D("5"), delta_cooldown_secs=D("60"))
+    svc = await _following(world, settings)
+    await world.trade(LEADER, Side.BUY, "10")  # ~30% of the leader's equity
+    await svc.settle()
+    assert await world.position(F1) == 0  # delta mode does not mirror fills
+    events = await svc.delta_round()
+    assert [e.kind for e in events] == [EventKind.FILLED]
+
+    async def gap_pct() -> Decimal:
+        mark = (await world.leaders[LEADER].market.mids())["ETH"]
+        leader = await world.leaders[LEADER].account.snapshot()
+        ours = await svc.venues[F1].account.snapshot()
+        theirs = await world.position(LEADER) * mark / leader.equity
+        return abs(await world.position(F1) * mark / ours.equity - theirs) * 100
+
+    assert await gap_pct() <= 5
+    await world.trade(LEADER, Side.BUY, "10")  # now ~60%: we are 30% off
+    events = await svc.delta_round()
+    assert [(e.kind, e.skip_reason) for e in events] == [(EventKind.SKIPPED, SkipReason.SKIP_COOLDOWN)]
+    await world.leaders[LEADER].step(61_000)
+    events = await svc.delta_round()
+    assert [e.kind for e in events] == [EventKind.FILLED]
+    assert await gap_pct() <= 5
+    assert await svc.delta_round() == []  # in the band: nothing to do, and nothing logged as a skip
+    await world.trade(LEADER, Side.SELL, "20", reduce_only=True)  # the leader leaves: we follow at once
+    events = await svc.delta_round()
+    assert [(e.kind, e.leg) for e in events] == [(EventKind.FILLED, "close")]
+    assert await world.position(F1) == 0
+
+
+# ---------------------------------------------------------------------- restarts
+
+
+def _follow() -> Follow:
+    return Follow(F1, LEADER, TENTH)
+
+
+def _intent(cloid: str, size: str = "0.1") -> CopyIntent:
+    return CopyIntent(
+        follower=F1, leader=LEADER, coin="ETH", side=Side.BUY, size=D(size), reduce_only=False, leg="open",
+        limit_price=D("3015"), tif=Tif.IOC, leverage=3, is_cross=True, cloid=cloid, reason="test",
+        fill_key="tid:999999",
+    )  # fmt: skip
+
+
+async def test_restart_sends_an_intent_the_venue_never_received_once(world: World) -> None:
+    await world.journal.save_follow(_follow(), now_ms=START_MS)
+    intent = _intent(cloid_for("test", "never-sent"))
+    assert await world.journal.begin([intent], now_ms=world.exchange.clock.now_ms()) == [intent]
+    svc = world.service(F1)
+    events = await svc.start()
+    assert [(e.kind, e.cloid, e.filled) for e in events] == [(EventKind.RESENT, intent.cloid, D("0.1"))]
+    await svc.settle()
+    assert world.journal.state_of(intent.cloid) is EntryState.FILLED
+    assert world.journal.held[(F1, LEADER, "ETH")].size == D("0.1")
+    await svc.close()
+    again = world.service(F1)  # a second restart: nothing left to resolve, nothing sent
+    assert await again.start() == []
+    await again.settle()
+    assert await world.position(F1) == D("0.1")
+    ours = await again.venues[F1].account.fills_since(START_MS)
+    assert {f.cloid for f in ours} == {intent.cloid}
+
+
+async def test_restart_records_an_order_the_venue_has_and_does_not_resend_it(world: World) -> None:
+    await world.journal.save_follow(_follow(), now_ms=START_MS)
+    intent = _intent(cloid_for("test", "sent-not-recorded"))
+    await world.journal.begin([intent], now_ms=world.exchange.clock.now_ms())
+    crashed = SimVenue(world.exchange, F1)  # the process that sent it died before recording anything
+    world.venues.append(crashed)
+    await crashed.gateway.submit(intent.to_order())
+    svc = world.service(F1)
+    events = await svc.start()
+    assert [(e.kind, e.filled) for e in events] == [(EventKind.RESOLVED, D("0.1"))]
+    await svc.settle()
+    assert world.journal.state_of(intent.cloid) is EntryState.FILLED
+    assert await world.position(F1) == D("0.1")  # not twice
+    assert world.journal.held[(F1, LEADER, "ETH")].size == D("0.1")  # its fills recorded and attributed
+
+
+async def test_restart_abandons_an_old_opening_intent_the_venue_never_received(world: World) -> None:
+    await world.journal.save_follow(_follow(), now_ms=START_MS)
+    intent = _intent(cloid_for("test", "old"))
+    now = world.exchange.clock.now_ms()
+    await world.journal.begin([intent], now_ms=now - 120_000)
+    svc = world.service(F1, resend_max_age_ms=60_000)
+    [event] = await svc.start()
+    assert event.kind is EventKind.ABANDONED
+    assert world.journal.state_of(intent.cloid) is EntryState.CANCELED
+    assert await world.position(F1) == 0
+
+
+async def test_a_restart_backfills_leader_fills_missed_while_down_and_copies_nothing_twice(
+    world: World,
+) -> None:
+    svc = await _following(world, TENTH)
+    await world.trade(LEADER, Side.BUY, "1")
+    await svc.settle()
+    await svc.close()
+    await world.leaders[LEADER].step(1_000)
+    await world.trade(LEADER, Side.BUY, "1")  # while we are down
+    await world.trade(LEADER, Side.SELL, "0.5")
+    again = world.service(F1)
+    await again.start()
+    await again.settle()
+    assert await world.position(F1) == D("0.15")
+    opens = [e for e in world.kinds(EventKind.FILLED) if e.leg == "open"]
+    assert len(opens) == 2
+    assert len({e.cloid for e in opens}) == 2
