@@ -200,7 +200,7 @@ class MirrorLoop:
         by_leader: dict[str, list[Received[Fill]]] = {}
         for fill, received in batch:
             by_leader.setdefault(fill.address.lower(), []).append((fill, received))
-        marks = await self._svc.marks()
+        marks = await self._svc.marks({fill.coin for fill, _ in batch})
         jobs = [
             self._follow_fills(follow, items, marks)
             for leader, items in by_leader.items()

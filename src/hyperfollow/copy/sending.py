@@ -110,10 +110,11 @@ class Sender:
             outcome = await self._after_unknown(job, exc)
         except (VenueRejected, TransientError) as exc:
             outcome = OrderOutcome(cloid, EntryState.REJECTED, error=str(exc))
+        answered = self.monotonic()  # the venue's answer is in: latency ends here, bookkeeping follows
         if outcome.filled_size == 0 or outcome.state is EntryState.REJECTED:
             self.ledger.settle(cloid)
         await self.journal.record_outcome(outcome, now_ms=self.now_ms())
-        return self.report(job, outcome, origin_ms, received, kind)
+        return self.report(job, outcome, origin_ms, received, kind, answered=answered)
 
     async def _after_unknown(self, job: OrderJob, exc: OutcomeUnknown) -> OrderOutcome:
         """The send's outcome is unknown: ask the venue once by cloid; else leave it for the next start."""
@@ -136,6 +137,8 @@ class Sender:
         origin_ms: int | None,
         received: float | None,
         kind: EventKind | None,
+        *,
+        answered: float | None = None,
     ) -> CopyEvent:
         now = self.now_ms()
         filled = outcome.filled_size or Decimal(0)
@@ -151,7 +154,8 @@ class Sender:
                 else EventKind.UNFILLED
             )
         latency = now - origin_ms if origin_ms is not None else None
-        process = (self.monotonic() - received) * 1000 if received is not None else None
+        end = answered if answered is not None else self.monotonic()
+        process = (end - received) * 1000 if received is not None else None
         event = CopyEvent(
             kind, job.follower, job.leader, job.order.coin, now, cloid=job.order.cloid,
             side=job.order.side, size=job.order.size, filled=filled, avg_price=outcome.avg_price, leg=job.leg,

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
@@ -65,6 +65,9 @@ class ServiceConfig:
     delta_tick_secs: float = 1.0
     delta_loop: bool = True
     stream_retry_secs: float = 1.0
+    live_marks: bool = True  # keep mids from the venue's allMids stream (no request on the hot path)
+    marks_max_age_secs: float = 2.0  # older streamed mids are re-read over REST
+    follower_snapshot_max_stale_ms: int = 10_000  # served while a refresh runs in the background
 
 
 class CopyService:
@@ -99,6 +102,12 @@ class CopyService:
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._leaders = TtlCache[str, AccountSnapshot](self.config.leader_snapshot_ttl_ms)
         self._followers = TtlCache[str, AccountSnapshot](self.config.follower_snapshot_ttl_ms)
+        self._follower_stale: set[str] = set()  # our own fills changed its equity since the snapshot
+        self._refreshing: set[str] = set()
+        self._background: set[asyncio.Task[None]] = set()
+        self._mids: dict[str, Decimal] = {}
+        self._mid_at: dict[str, float] = {}  # monotonic time each coin's mid was last seen
+        self._mids_pump: Pump[dict[str, Decimal]] | None = None
         self.sender = Sender(
             self.venues, journal, self.ledger, self.hub, clock=clock, monotonic=monotonic, sleep=sleep
         )
@@ -135,8 +144,34 @@ class CopyService:
     def lock(self, follow: Follow) -> asyncio.Lock:
         return self._locks.setdefault(follow.key, asyncio.Lock())
 
-    async def marks(self) -> dict[str, Decimal]:
-        return await self.market.mids()
+    async def marks(self, coins: Iterable[str] | None = None) -> dict[str, Decimal]:
+        """Mids. When every coin asked for has a streamed mid younger than ``marks_max_age_secs``, no request
+        is made (the hot path); otherwise (or without ``coins``) one REST read of every dex."""
+        if coins is not None:
+            oldest = self.monotonic() - self.config.marks_max_age_secs
+            if all(self._mid_at.get(c, -1.0) >= oldest for c in coins):
+                return self._mids
+        mids = await self.market.mids()
+        self._set_mids(mids)
+        return dict(self._mids)
+
+    def _set_mids(self, mids: Mapping[str, Decimal]) -> None:
+        now = self.monotonic()
+        self._mids = {**self._mids, **mids}  # a stream of one dex keeps the others' last values
+        for coin in mids:
+            self._mid_at[coin] = now
+
+    def _start_mids(self) -> None:
+        async def open_stream() -> AsyncIterator[dict[str, Decimal]]:
+            return self.market.stream_mids()
+
+        async def handle(batch: list[Received[dict[str, Decimal]]]) -> None:
+            for item in batch:
+                self._set_mids(item[0])
+
+        self._mids_pump = Pump("copy.mids", open_stream, handle, monotonic=self.monotonic,
+                               retry_secs=self.config.stream_retry_secs)  # fmt: skip
+        self._mids_pump.start()
 
     async def leader_snapshot(self, leader: str, *, fresh: bool = False) -> AccountSnapshot:
         now = self.now_ms()
@@ -147,12 +182,42 @@ class CopyService:
         return snap
 
     async def follower_snapshot(self, follower: str, *, fresh: bool = False) -> AccountSnapshot:
+        """The follower's account (equity for sizing; positions come from the ledger). A snapshot past its
+        TTL but younger than ``follower_snapshot_max_stale_ms`` is served while a refresh runs in the
+        background, so a copy never waits for it; our own fills only schedule that refresh."""
         now = self.now_ms()
-        snap = None if fresh else self._followers.get(follower, now)
-        if snap is None:
-            snap = await self.venues[follower].account.snapshot()
-            self._followers.put(follower, snap, now)
+        if not fresh:
+            snap = self._followers.get(follower, now)
+            if snap is not None and follower not in self._follower_stale:
+                return snap
+            stale = self._followers.get_stale(follower, now, self.config.follower_snapshot_max_stale_ms)
+            if stale is not None:
+                self._refresh_follower(follower)
+                return stale
+        return await self._fetch_follower(follower)
+
+    async def _fetch_follower(self, follower: str) -> AccountSnapshot:
+        snap = await self.venues[follower].account.snapshot()
+        self._followers.put(follower, snap, self.now_ms())
+        self._follower_stale.discard(follower)
         return snap
+
+    def _refresh_follower(self, follower: str) -> None:
+        if follower in self._refreshing:
+            return
+        self._refreshing.add(follower)
+
+        async def refresh() -> None:
+            try:
+                await self._fetch_follower(follower)
+            except Exception as exc:  # the next copy reads it again; never kill the loop for it
+                log.warning("copy.follower_refresh_failed", follower=follower, error=str(exc))
+            finally:
+                self._refreshing.discard(follower)
+
+        task = asyncio.create_task(refresh(), name=f"copy.refresh.{follower}")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def follower_equity(self, follower: str) -> Decimal:
         return (await self.follower_snapshot(follower)).equity
@@ -187,6 +252,8 @@ class CopyService:
         for follow in self.active_follows():
             await self._activate(follow, fresh=follow.key in self._fresh)
         self._fresh.clear()
+        if self.config.live_marks:
+            self._start_mids()
         await self.mirror.restart()
         if self.config.delta_loop:
             self.delta.start()
@@ -200,6 +267,12 @@ class CopyService:
         for pump in self._fill_pumps:
             await pump.stop()
         self._fill_pumps = []
+        if self._mids_pump is not None:
+            await self._mids_pump.stop()
+            self._mids_pump = None
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         self.hub.close()
         self._started = False
 
@@ -413,7 +486,9 @@ class CopyService:
         recorded = await self.journal.record_fill(fill, leader=self.ledger.leader_of(fill.cloid))
         if recorded is None:
             return
-        self._followers.drop(fill.address.lower())
+        follower = fill.address.lower()
+        self._follower_stale.add(follower)  # equity moved: refreshed in the background, never waited for
+        self._refresh_follower(follower)
         self.ledger.on_fill(fill, recorded)
         if recorded.leader is None:
             log.info("copy.foreign_fill", follower=fill.address, coin=fill.coin, size=str(fill.size),

@@ -165,6 +165,13 @@ class TtlCache(Generic[K, V]):
             return None
         return item[0]
 
+    def get_stale(self, key: K, now_ms: int, max_age_ms: int) -> V | None:
+        """The value if it is younger than ``max_age_ms`` (past its TTL or not)."""
+        item = self._items.get(key)
+        if item is None or now_ms - item[1] > max_age_ms:
+            return None
+        return item[0]
+
     def put(self, key: K, value: V, now_ms: int) -> None:
         self._items[key] = (value, now_ms)
 

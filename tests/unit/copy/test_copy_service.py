@@ -4,6 +4,7 @@ the in-memory journal. ``settle()`` waits until every fill the venue pushed has 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from decimal import Decimal
@@ -419,3 +420,51 @@ async def test_a_restart_backfills_leader_fills_missed_while_down_and_copies_not
     opens = [e for e in world.kinds(EventKind.FILLED) if e.leg == "open"]
     assert len(opens) == 2
     assert len({e.cloid for e in opens}) == 2
+
+
+# ---------------------------------------------------------------------- hot-path inputs
+
+
+async def test_streamed_mids_serve_the_hot_path_and_stale_coins_are_read_again(world: World) -> None:
+    svc = await _following(world, TENTH)
+    calls: list[int] = []
+    market = svc.market
+    real_mids = market.mids
+
+    async def counting_mids() -> dict[str, Decimal]:
+        calls.append(1)
+        return await real_mids()
+
+    market.mids = counting_mids  # type: ignore[method-assign]
+    await asyncio.sleep(0.05)  # the mids stream delivers its first snapshot
+    fresh = await svc.marks({"ETH"})
+    assert fresh["ETH"] > 0
+    assert calls == []  # the allMids stream had it: no request
+    await svc.marks({"xyz:TSLA"} if "xyz:TSLA" not in fresh else {"NOPE"})
+    assert calls == [1]  # a coin the stream has not shown: one REST read
+
+
+async def test_our_own_fills_never_make_a_copy_wait_for_the_follower_snapshot(world: World) -> None:
+    svc = await _following(world, TENTH)
+    await world.trade(LEADER, Side.BUY, "1")
+    await svc.settle()
+    first = await svc.follower_snapshot(F1)
+    reads: list[int] = []
+    account = svc.venues[F1].account
+    real_snapshot = account.snapshot
+
+    async def slow_snapshot() -> object:
+        reads.append(1)
+        await asyncio.sleep(0.05)
+        return await real_snapshot()
+
+    account.snapshot = slow_snapshot  # type: ignore[method-assign]
+    await world.trade(LEADER, Side.BUY, "1")  # our copy fills: the snapshot is now stale
+    await svc.settle()
+    started = asyncio.get_running_loop().time()
+    served = await svc.follower_snapshot(F1)
+    assert asyncio.get_running_loop().time() - started < 0.02  # served at once, refreshed behind
+    assert served.equity > 0
+    await asyncio.sleep(0.1)
+    assert reads  # the background refresh ran
+    assert (await svc.follower_snapshot(F1)) is not first
