@@ -10,7 +10,8 @@ The leader places ``ORDERS`` crossing IOC orders of 0.01 ETH (alternately buy an
 stay small), one every ``GAP_S`` seconds. For each copy the service reports ``process_ms``: from the
 leader's fill arriving in the process (WS ``userFills`` frame decoded) to our order's ack (the HTTP answer
 parsed): decision, leverage check, journal transaction (SQLite commit), signing, the round trip. Also
-shown: the wall time from the leader's own order ack to our copy's ack (includes the venue's WS push). Median of the per-run p50s over
+shown: the wall time from the leader's own order ack to our copy's ack (includes the venue's WS push).
+Median of the per-run p50s over
 ``REPEATS`` runs; p99 of all copies.
 """
 
