@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from decimal import Decimal
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
-from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from hyperfollow.app.logging import configure_logging
-from hyperfollow.app.settings import Settings
+from hyperfollow.app.settings import Settings, VenueSettings
 
 app = typer.Typer(
     help="hyperfollow: copy-trading and risk for Hyperliquid perps, with an embedded exchange.",
@@ -28,7 +29,7 @@ def _settings() -> Settings:
     try:
         return Settings()
     except Exception as exc:  # pydantic ValidationError names the field
-        console.print(f"[red]Invalid settings (HYPERFOLLOW_* environment):[/red] {exc}")
+        console.print(f"[red]Invalid settings (HYPERFOLLOW_* environment):[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None
 
 
@@ -75,7 +76,7 @@ def exchange(
             else limits.address_initial_budget,
         )
     except (OSError, ValueError) as exc:
-        console.print(f"[red]Cannot start the exchange:[/red] {exc}")
+        console.print(f"[red]Cannot start the exchange:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None
     server_limits = ServerLimits(
         ip_weight_per_min=None if no_limits or not limits.enforce_ip_weight else limits.ip_weight_per_min,
@@ -98,84 +99,96 @@ def exchange(
         asyncio.run(main())
 
 
-def _trader_table(rows: list[dict[str, Any]], sim_time: str) -> Table:
-    table = Table(title=f"Simulated wallets on the embedded exchange - {sim_time}")
-    for col in ("wallet", "style", "account value", "PnL", "positions", "fills"):
-        table.add_column(col, justify="right" if col not in ("wallet", "style", "positions") else "left")
-    for r in rows:
-        pnl = r["value"] - r["start"]
-        colour = "green" if pnl >= 0 else "red"
-        table.add_row(
-            r["name"],
-            r["style"],
-            f"{r['value']:,.2f}",
-            f"[{colour}]{pnl:+,.2f}[/{colour}]",
-            r["positions"] or "-",
-            str(r["fills"]),
-        )
-    return table
-
-
 @app.command()
 def demo(
-    duration: Annotated[float, typer.Option(help="wall seconds to run")] = 30.0,
-    speed: Annotated[float, typer.Option(help="simulated seconds per wall second")] = 120.0,
-    seed: Annotated[int, typer.Option(help="seed of the market")] = 7,
+    duration: Annotated[float, typer.Option(help="wall seconds of copying (Ctrl-C ends early)")] = 60.0,
+    speed: Annotated[float, typer.Option(help="simulated seconds per wall second")] = 30.0,
+    seed: Annotated[int, typer.Option(help="seed of the market and the simulated traders")] = 7,
+    out: Annotated[Path, typer.Option(help="folder for the SQLite store and the equity plot")] = Path(
+        "hyperfollow-demo"
+    ),
+    usd: Annotated[float, typer.Option(help="the follower's starting capital (USDC)")] = 10_000,
 ) -> None:
-    """Run the embedded exchange on an accelerated clock and watch its wallets trade, through the SDK.
-
-    The copy-trading engine (follow these wallets) is built on this; until it lands, the demo shows
-    the leaders a follower would copy, read back over HTTP with the official SDK.
+    """Copy trading end to end: the embedded exchange with simulated traders, a follower copying three of
+    them through the real Hyperliquid adapter (mirror taker, mirror maker, delta sync), a live view, then
+    a report (per-leader PnL, copies and skips, latency) and a PNG of follower vs leader equity in --out.
     """
-    from hyperliquid.info import Info
+    from hyperfollow.app.demo import DemoOptions, run_demo
 
-    from hyperfollow.exchange.embedded import EmbeddedExchange
-    from hyperfollow.exchange.server import ServerLimits, running_in_thread
-    from hyperfollow.exchange.traders import DEFAULT_TRADERS
-
+    if duration <= 0 or speed <= 0 or usd < 100:
+        console.print("[red]--duration and --speed must be positive, --usd at least 100[/red]")
+        raise typer.Exit(2)
     configure_logging("WARNING")
-    ex = EmbeddedExchange(seed=seed, speed=speed)
-    starts = {t.name: t.start_usd for t in DEFAULT_TRADERS}
-    with running_in_thread(ex, ServerLimits(ip_weight_per_min=None)) as (url, _server):
-        console.print(f"embedded exchange on {url} (seed {seed}, {speed:g}x)")
-        info = Info(url, skip_ws=True)
-        wallets = ex.traders()
-        deadline = time.monotonic() + duration
-        rows: list[dict[str, Any]] = []
-        with Live(console=console, refresh_per_second=2) as live:
-            while time.monotonic() < deadline:
-                rows = [_wallet_row(info, w, starts) for w in wallets]
-                sim_time = time.strftime("%Y-%m-%d %H:%M", time.gmtime(ex.clock.now_ms() / 1000))
-                live.update(_trader_table(rows, sim_time))
-                time.sleep(1.0)
-    winners = sum(1 for r in rows if r["value"] > r["start"])
-    console.print(
-        f"{winners} of {len(rows)} wallets are up after {duration * speed / 3600:.1f} simulated hours."
+    options = DemoOptions(
+        duration_s=duration, speed=speed, seed=seed, out=out, follower_usd=Decimal(str(usd))
     )
+    result = asyncio.run(run_demo(options, console))
+    if result.leftover_tasks:  # a bug: say so rather than hide it
+        console.print(f"[yellow]tasks still running at the end: {result.leftover_tasks}[/yellow]")
 
 
-def _wallet_row(info: Any, wallet: dict[str, Any], starts: dict[str, int]) -> dict[str, Any]:
-    state = info.user_state(wallet["address"])
-    value = Decimal(state["marginSummary"]["accountValue"])
-    for dex_coin in wallet["coins"]:
-        if ":" in dex_coin:  # HIP-3 positions live in their dex's clearinghouse view
-            state["assetPositions"] += info.user_state(wallet["address"], dex_coin.split(":")[0])[
-                "assetPositions"
-            ]
-    positions = ", ".join(f"{p['position']['coin']} {p['position']['szi']}" for p in state["assetPositions"])
-    fills = len(info.user_fills(wallet["address"]))
-    return {
-        "name": wallet["name"],
-        "style": wallet["style"],
-        "value": float(value),
-        "start": float(starts.get(wallet["name"], 0)),
-        "positions": positions,
-        "fills": fills,
-    }
+@app.command("copy")
+def copy_command(
+    config: Annotated[Path, typer.Option("--config", help="the follow file (follow.toml)")],
+    live: Annotated[bool, typer.Option("--live", help="required to trade on mainnet (real money)")] = False,
+    duration: Annotated[
+        float | None, typer.Option(help="stop after this many wall seconds (default: until Ctrl-C)")
+    ] = None,
+) -> None:
+    """Copy the leaders of --config for the configured account (HYPERFOLLOW_VENUE__*; the file's [venue]
+    overrides them), with a live view and a report at the end.
+
+    The signing key comes from HYPERFOLLOW_VENUE__AGENT_KEY only; the store from HYPERFOLLOW_STORE__URL.
+    Mainnet is refused unless --live is given (the HYPERFOLLOW_VENUE__LIVE setting is not enough here).
+    """
+    from hyperfollow.app.copy_run import run_copy
+    from hyperfollow.app.follow_config import FollowConfigError, load_copy_config
+    from hyperfollow.app.venue import VenueConfigError, adapter_config
+
+    settings = _settings()
+    configure_logging(settings.logging.level, settings.logging.json_output)
+    if duration is not None and duration <= 0:
+        console.print("[red]--duration must be positive[/red]")
+        raise typer.Exit(2)
+    try:
+        follow_config = load_copy_config(config)
+        settings = _with_venue(settings, follow_config.venue, live)
+        refuse_mainnet_without_live(settings, live)
+        venue_config = adapter_config(settings)
+    except (FollowConfigError, VenueConfigError) as exc:
+        console.print(f"[red]{escape(str(exc))}[/red]", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    try:
+        asyncio.run(run_copy(follow_config, venue_config, settings.store.url, console, duration_s=duration))
+    except Exception as exc:  # a venue or store error: say it in words, not a traceback
+        console.print(f"[red]{type(exc).__name__}: {escape(str(exc))}[/red]", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
 
 
-if __name__ == "__main__":
-    app()
+def _with_venue(settings: Settings, overrides: dict[str, str], live: bool) -> Settings:
+    """``settings`` with the follow file's [venue] values, and ``live`` from the command line only."""
+    from hyperfollow.app.venue import VenueConfigError
+
+    try:
+        venue = VenueSettings.model_validate({**settings.venue.model_dump(), **overrides, "live": live})
+    except ValidationError as exc:
+        problems = "; ".join(f"venue.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise VenueConfigError(f"Invalid [venue] in the follow file: {problems}") from None
+    return settings.model_copy(update={"venue": venue})
+
+
+def refuse_mainnet_without_live(settings: Settings, live: bool) -> None:
+    """Mainnet needs --live on the command line: raises ``VenueConfigError`` before anything connects."""
+    from hyperfollow.adapters.hyperliquid.config import MAINNET_API_URL
+    from hyperfollow.app.venue import VenueConfigError, venue_base_url
+
+    if live:
+        return
+    if settings.venue.network == "mainnet" or venue_base_url(settings) == MAINNET_API_URL:
+        raise VenueConfigError(
+            "Refusing to copy on mainnet (real money) without --live: run `hyperfollow copy --config "
+            '<file> --live` to trade live, or set network = "testnet" in [venue].'
+        )
 
 
 @app.command()
@@ -192,12 +205,12 @@ def account() -> None:
     try:
         config = adapter_config(settings)
     except VenueConfigError as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(2) from None
     try:
         asyncio.run(_show_account(config))
     except Exception as exc:  # a venue error: say it in words, not a traceback
-        console.print(f"[red]{type(exc).__name__}: {exc}[/red]")
+        console.print(f"[red]{type(exc).__name__}: {escape(str(exc))}[/red]")
         raise typer.Exit(1) from None
 
 
@@ -226,3 +239,7 @@ async def _show_account(config: Any) -> None:
         console.print(f"{len(orders)} open order(s)")
     finally:
         await venue.close()
+
+
+if __name__ == "__main__":
+    app()
