@@ -245,7 +245,9 @@ class MirrorLoop:
         decision = await self._decide(follow, fill, marks)
         start = fill.start_position
         end = start + fill.signed_size
-        if end == 0 or end * start < 0:  # the leader's old position is gone: whatever comes next is new
+        if start == 0 or end == 0 or end * start < 0:
+            # the leader's position is new (opened from flat, e.g. while we were down and now backfilled) or
+            # gone: either way it does not predate the follow any more
             svc.preexisting(follow).discard(fill.coin)
         await svc.act(follow, decision, origin_ms=fill.time_ms, received=received, cursor=cursor)
 

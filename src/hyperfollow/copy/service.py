@@ -458,8 +458,10 @@ class CopyService:
         """Record the fills missed while down, check our positions against the venue's, then stream."""
         venue = self.venues[follower]
         now = self.now_ms()
-        for fill in await venue.account.fills_since(since_ms):
+        missed = await venue.account.fills_since(since_ms)
+        for fill in missed:
             await self._record_fill(fill)
+        log.info("copy.caught_up", follower=follower, since_ms=since_ms, fills=len(missed))
         live = {p.coin: p.size for p in (await self.follower_snapshot(follower, fresh=True)).positions}
         for key in self.ledger.clamp_to_live(follower, live):
             log.warning(
