@@ -45,5 +45,5 @@ def configure_logging(level: str = "INFO", json_output: bool = False) -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
         logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=False,  # a re-configuration (tests, a second command) reaches every logger
     )
