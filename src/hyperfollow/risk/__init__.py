@@ -1,1 +1,1 @@
-"""Risk: exit policies, the pre-trade gate and circuit breakers, exactly-once close, monitors, reconciliation."""
+"""Risk: exit policies, the pre-trade gate and breakers, exactly-once close, monitors, reconciliation."""
