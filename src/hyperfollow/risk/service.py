@@ -1,0 +1,443 @@
+"""The risk service: the shell that runs the pure risk pieces against live venues.
+
+For a set of accounts (one ``Venue`` per account, sharing the market data of the first):
+
+* a :class:`PositionBook` kept from each account's fill stream and the mids stream (never polled per
+  account in the loop; reconciliation corrects it every ``reconcile_interval_secs``);
+* every ``scan_interval_secs``: ``book.check(now)`` -> exit actions -> the exactly-once closer (full
+  closes, or partial closes for take-profit tiers, the ``ExitReason`` as the reason), then the stop keeper
+  for the positions whose native stop moved or whose size changed;
+* every ``pending_check_secs``: open orders older than ``pending_timeout_secs`` are cancelled to free
+  margin (trigger orders, ours or not, are left alone: stops and take-profits wait by design);
+* the breaker tick: a ``RiskSnapshot`` per account (equity from the account snapshot every
+  ``equity_refresh_secs``, PnL today = equity - the UTC day's first equity, positions from the book, the
+  time of the last mids message) -> ``next_state`` -> ``StateChange`` events (logged ``risk.state_change``,
+  kept in :attr:`RiskService.changes`, handed to ``on_state_change`` for persistence); a change into
+  HALTED with ``flatten`` closes every position of the account;
+* a dead man's switch per account, renewed while :meth:`RiskService.healthy`;
+* reconciliation at start and every ``reconcile_interval_secs``: flat sweep, adoption (default policy,
+  ``risk.adopted``), record fixes, orphan orders (neither our stops nor in ``known_cloids()``) cancelled.
+
+Everything the loops do is also a public one-shot coroutine (``scan_once``, ``cancel_stale_orders``,
+``breaker_tick``, ``reconcile_once``), which is how tests drive it deterministically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import Any
+
+import structlog
+
+from hyperfollow.domain.errors import OutcomeUnknown, TransientError, VenueRejected
+from hyperfollow.domain.model import CancelRequest, Fill
+from hyperfollow.ports.venue import Venue
+from hyperfollow.risk.breakers import StateChange, next_state, utc_day_start_ms
+from hyperfollow.risk.close import CloseResult, ExactlyOnceCloser
+from hyperfollow.risk.deadman import DeadMansSwitch
+from hyperfollow.risk.exits import ExitPolicy, ExitReason, ExitState, native_stop_price
+from hyperfollow.risk.gate import PositionMark, RiskLimits, RiskSnapshot, TradingState
+from hyperfollow.risk.locks import CloseLock, LocalCloseLock
+from hyperfollow.risk.reconcile import ActionKind, reconcile
+from hyperfollow.risk.scan import Holding, PositionBook
+from hyperfollow.risk.stops import StopKeeper, StopTarget
+
+log = structlog.get_logger(__name__)
+
+Key = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class RiskSettings:
+    """Periods (seconds), the default exit policy and the breaker limits."""
+
+    scan_interval_secs: float = 1.0
+    pending_timeout_secs: float = 5.0
+    pending_check_secs: float = 2.0
+    equity_refresh_secs: float = 30.0
+    breaker_interval_secs: float = 1.0
+    reconcile_interval_secs: float = 60.0
+    default_policy: ExitPolicy = field(default_factory=ExitPolicy)
+    limits: RiskLimits = field(default_factory=RiskLimits)
+    native_stops: bool = True
+    stop_min_step_pct: Decimal = Decimal("0.5")
+    stop_max_moves_per_min: int = 20
+    deadman: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class RiskEvent:
+    """Something a UI shows: ``kind`` is the log event's name without ``risk.``."""
+
+    kind: str
+    account: str
+    coin: str | None
+    time_ms: int
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+class RiskService:
+    """Exits, native stops, stale orders, breakers, dead man's switch and reconciliation for ``venues``."""
+
+    def __init__(
+        self,
+        venues: Mapping[str, Venue],
+        *,
+        clock: Callable[[], int],
+        settings: RiskSettings | None = None,
+        lock: CloseLock | None = None,
+        closer: ExactlyOnceCloser | None = None,
+        known_cloids: Callable[[], Collection[str]] = frozenset,
+        policy_for: Callable[[str, str], ExitPolicy] | None = None,
+        on_state_change: Callable[[str, StateChange], Awaitable[None] | None] | None = None,
+        restore: Iterable[Holding] = (),
+    ) -> None:
+        if not venues:
+            raise ValueError("a risk service needs at least one account")
+        self.venues = {a.lower(): v for a, v in venues.items()}
+        self.settings = s = settings or RiskSettings()
+        self._clock = clock
+        self.market = next(iter(self.venues.values())).market
+        self.closer = closer or ExactlyOnceCloser(self.venues, lock or LocalCloseLock())
+        self.stops = StopKeeper(
+            {a: v.gateway for a, v in self.venues.items()}, self.market, clock=clock,
+            min_step_pct=s.stop_min_step_pct, max_moves_per_min=s.stop_max_moves_per_min,
+        )  # fmt: skip
+        self.book = PositionBook()
+        for holding in restore:  # our records from before a restart (the store's): reconciled at start
+            self.book.upsert(replace(holding, account=holding.account.lower()))
+        self._known_cloids = known_cloids
+        self._policy_for = policy_for or (lambda _a, _c: s.default_policy)
+        self._on_state_change = on_state_change
+        self.listeners: list[Callable[[RiskEvent], None]] = []
+        self.state: dict[str, TradingState] = dict.fromkeys(self.venues, TradingState.ACTIVE)
+        self.changes: list[tuple[str, StateChange]] = []
+        self.kill_switch = False
+        self.last_mids_ms: int | None = None
+        self._leverage: dict[Key, int] = {}
+        self._equity: dict[str, tuple[int, Decimal]] = {}  # account -> (time read, equity)
+        self._day_start: dict[str, tuple[int, Decimal]] = {}  # account -> (UTC day start, first equity)
+        self._dirty: set[Key] = set()  # positions whose native stop must be re-synced
+        self._closing: dict[Key, asyncio.Task[CloseResult]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._deadmen: list[DeadMansSwitch] = []
+
+    # ------------------------------------------------------------------ events
+
+    def _emit(self, kind: str, account: str, coin: str | None = None, **data: Any) -> None:
+        event = RiskEvent(kind, account, coin, self._clock(), data)
+        for listener in list(self.listeners):
+            try:
+                listener(event)
+            except Exception:  # a broken UI must never stop risk
+                log.exception("risk.listener_failed", kind=kind)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Subscribe to fills and mids, reconcile, then run the loops."""
+        streams: list[Coroutine[Any, Any, None]] = [self._pump_mids()]
+        for account, venue in self.venues.items():
+            fills = venue.account.stream_fills()  # subscribed before reconciling: nothing falls in between
+            streams.append(self._pump_fills(account, fills))
+        self._tasks = [asyncio.create_task(c, name="risk.stream") for c in streams]
+        self.book.set_marks(await self.market.mids())
+        self.last_mids_ms = self._clock()
+        await self.reconcile_once()
+        await self.refresh_equity(force=True)
+        s = self.settings
+        loops: list[tuple[str, float, Callable[[], Awaitable[object]]]] = [
+            ("scan", s.scan_interval_secs, lambda: self.scan_once(wait=False)),
+            ("pending", s.pending_check_secs, self.cancel_stale_orders),
+            ("breakers", s.breaker_interval_secs, self.breaker_tick),
+            ("reconcile", s.reconcile_interval_secs, self.reconcile_once),
+        ]
+        self._tasks += [asyncio.create_task(self._every(n, p, f), name=f"risk.{n}") for n, p, f in loops]
+        if s.deadman:
+            for venue in self.venues.values():
+                switch = DeadMansSwitch(venue.gateway, clock=self._clock, healthy=self.healthy)
+                switch.start()
+                self._deadmen.append(switch)
+        log.info("risk.started", accounts=sorted(self.venues), positions=len(self.book))
+
+    async def stop_tasks(self) -> None:
+        """Stop every loop and stream at once, clearing nothing (what a crash leaves behind)."""
+        for task in [*self._tasks, *self._closing.values()]:
+            task.cancel()
+        for task in [*self._tasks, *self._closing.values()]:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for switch in self._deadmen:
+            await switch.stop(clear=False)
+        self._tasks, self._closing, self._deadmen = [], {}, []
+
+    async def close(self) -> None:
+        """A planned stop: the loops end and the dead man's switches are cleared (native stops stay)."""
+        deadmen = self._deadmen
+        self._deadmen = []
+        await self.stop_tasks()
+        for switch in deadmen:
+            await switch.stop(clear=True)
+        log.info("risk.stopped")
+
+    async def _every(self, name: str, period: float, step: Callable[[], Awaitable[object]]) -> None:
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await step()
+            except (VenueRejected, TransientError, OutcomeUnknown) as exc:
+                log.warning("risk.loop_error", loop=name, error=str(exc))
+
+    def healthy(self) -> bool:
+        """Mids fresh and every stream task alive (the dead man's switch renews only then)."""
+        age = None if self.last_mids_ms is None else self._clock() - self.last_mids_ms
+        streams_ok = all(not t.done() for t in self._tasks)
+        return age is not None and age < self.settings.limits.stale_market_data_ms and streams_ok
+
+    # ------------------------------------------------------------------ streams
+
+    async def _pump_mids(self) -> None:
+        async for mids in self.market.stream_mids():
+            self.book.set_marks(mids)
+            self.last_mids_ms = self._clock()
+
+    async def _pump_fills(self, account: str, fills: Any) -> None:
+        async for fill in fills:
+            await self.on_fill(account, fill)
+
+    async def on_fill(self, account: str, fill: Fill) -> None:
+        """Apply one of our fills to the book (positions are never polled per fill)."""
+        account = account.lower()
+        key = (account, fill.coin)
+        leverage = self._leverage.get(key)
+        if leverage is None and self.book.get(account, fill.coin) is None:
+            leverage = await self._read_leverage(account, fill.coin)  # a new position only: rare
+        self.book.on_fill(
+            account, fill.coin, side=fill.side, size=fill.size, price=fill.price, time_ms=fill.time_ms,
+            leverage=leverage, policy=self._policy_for(account, fill.coin),
+        )  # fmt: skip
+        self._dirty.add(key)
+
+    async def _read_leverage(self, account: str, coin: str) -> int:
+        snapshot = await self.venues[account].account.snapshot()
+        for p in snapshot.positions:
+            self._leverage[(account, p.coin)] = p.leverage
+        return self._leverage.get((account, coin), 1)
+
+    # ------------------------------------------------------------------ scan and stops
+
+    async def scan_once(self, *, wait: bool = True) -> list[CloseResult]:
+        """One monitor pass: exits closed through the closer, then native stops synced. ``wait`` awaits
+        the closes started (the loop does not: a slow close must not delay the next scan)."""
+        started: list[asyncio.Task[CloseResult]] = []
+        for decision in self.book.check(self._clock()):
+            key = (decision.account, decision.coin)
+            self._dirty.add(key)
+            if decision.actions and key not in self._closing:
+                task = asyncio.create_task(self._exit(decision.account, decision.coin, decision.actions))
+                self._closing[key] = task
+                task.add_done_callback(lambda _t, k=key: self._closing.pop(k, None))  # type: ignore[misc]
+                started.append(task)
+        await self.sync_stops()
+        if not wait:
+            return []
+        return list(await asyncio.gather(*started))
+
+    async def _exit(self, account: str, coin: str, actions: Iterable[Any]) -> CloseResult:
+        """Closes of one position in order: a full close, or take-profit tiers (each a fraction of what is
+        left: the closer reads the live position, so ``action.size`` is re-expressed against it)."""
+        result: CloseResult | None = None
+        amount: Decimal | None = None
+        closed = Decimal(0)
+        for action in actions:
+            if amount is None:
+                amount = action.size / action.fraction
+            remaining = amount - closed
+            fraction = Decimal(1) if action.full else min(Decimal(1), action.size / remaining)
+            result = await self.closer.close(account, coin, action.reason.value, fraction)
+            self._emit("close", account, coin, reason=action.reason.value, status=result.status.value,
+                       filled=str(result.filled), tier=action.tier)  # fmt: skip
+            closed += action.size
+            if not result.ok:
+                break
+        assert result is not None
+        return result
+
+    async def sync_stops(self) -> None:
+        """Re-sync the native stops of the positions marked dirty (fills, stop moves, reconciliation)."""
+        if not self.settings.native_stops or not self._dirty:
+            return
+        targets = []
+        for account, coin in sorted(self._dirty):
+            h = self.book.get(account, coin)
+            if h is None:
+                targets.append(StopTarget(account, coin, Decimal(0), None))
+                continue
+            level = native_stop_price(h.policy, h.state, size=h.size, entry_price=h.entry_price,
+                                      leverage=h.leverage)  # fmt: skip
+            targets.append(StopTarget(account, coin, h.size, level))
+        self._dirty.clear()
+        report = await self.stops.sync(targets)
+        if report.placed or report.moved or report.cancelled or report.skipped:
+            self._emit("stops", "*", None, placed=report.placed, moved=report.moved,
+                       cancelled=report.cancelled, skipped=report.skipped)  # fmt: skip
+
+    # ------------------------------------------------------------------ stale pending orders
+
+    async def cancel_stale_orders(self) -> list[int]:
+        """Cancel resting (non-trigger) orders older than ``pending_timeout_secs``; their oids."""
+        now = self._clock()
+        timeout_ms = int(self.settings.pending_timeout_secs * 1000)
+        cancelled: list[int] = []
+        for account, venue in self.venues.items():
+            stale = [
+                o for o in await venue.account.open_orders()
+                if o.trigger_price is None and not self.stops.is_stop(account, o)
+                and now - o.timestamp_ms >= timeout_ms
+            ]  # fmt: skip
+            if not stale:
+                continue
+            errors = await venue.gateway.cancel_batch([CancelRequest(o.coin, oid=o.oid) for o in stale])
+            for order, error in zip(stale, errors, strict=True):
+                if error is None:
+                    cancelled.append(order.oid)
+                    log.info("risk.pending_cancelled", account=account, coin=order.coin, oid=order.oid,
+                             age_ms=now - order.timestamp_ms)  # fmt: skip
+                    self._emit("pending_cancelled", account, order.coin, oid=order.oid)
+        return cancelled
+
+    # ------------------------------------------------------------------ breakers
+
+    def set_kill_switch(self, on: bool) -> None:
+        """The manual kill switch (takes effect at the next breaker tick)."""
+        self.kill_switch = on
+        log.warning("risk.kill_switch", on=on)
+
+    async def refresh_equity(self, *, force: bool = False) -> None:
+        """Read each account's snapshot at a modest rate (``equity_refresh_secs``): equity, leverage and
+        liquidation prices."""
+        now = self._clock()
+        for account, venue in self.venues.items():
+            last = self._equity.get(account)
+            if not force and last is not None and now - last[0] < self.settings.equity_refresh_secs * 1000:
+                continue
+            snapshot = await venue.account.snapshot()
+            self._equity[account] = (now, snapshot.equity)
+            day = utc_day_start_ms(now)
+            if self._day_start.get(account, (None,))[0] != day:
+                self._day_start[account] = (day, snapshot.equity)
+            for p in snapshot.positions:
+                self._leverage[(account, p.coin)] = p.leverage
+                self.book.set_liquidation_price(account, p.coin, p.liquidation_price)
+
+    def snapshot(self, account: str) -> RiskSnapshot:
+        """The breakers' view of ``account`` now (positions from the book, not from the venue)."""
+        account = account.lower()
+        equity = self._equity.get(account, (0, Decimal(0)))[1]
+        day_equity = self._day_start.get(account, (0, equity))[1]
+        positions: dict[str, PositionMark] = {}
+        for i in range(len(self.book)):
+            h = self.book.holding(i)
+            mark = self.book.mark(h.coin)
+            if h.account == account and mark is not None:
+                positions[h.coin] = PositionMark(h.size, mark, int(h.leverage))
+        return RiskSnapshot(
+            equity_usd=equity, day_start_equity_usd=day_equity, pnl_today_usd=equity - day_equity,
+            positions=positions, last_market_data_ms=self.last_mids_ms, kill_switch=self.kill_switch,
+        )  # fmt: skip
+
+    async def breaker_tick(self) -> list[StateChange]:
+        """One breaker evaluation per account; a change into HALTED with ``flatten`` closes everything."""
+        await self.refresh_equity()
+        now = self._clock()
+        out: list[StateChange] = []
+        for account in self.venues:
+            limits = self.settings.limits
+            state, changes = next_state(self.snapshot(account), limits, self.state[account], now)
+            self.state[account] = state
+            for change in changes:
+                out.append(change)
+                self.changes.append((account, change))
+                log.warning("risk.state_change", account=account, **change.to_dict())
+                self._emit("state_change", account, None, **change.to_dict())
+                if self._on_state_change is not None:
+                    pending = self._on_state_change(account, change)
+                    if pending is not None:
+                        await pending
+                if change.flatten:
+                    reason = ExitReason.KILL_SWITCH if self.kill_switch else ExitReason.CIRCUIT_BREAKER
+                    await self.flatten(account, reason)
+        return out
+
+    async def flatten(self, account: str, reason: ExitReason) -> list[CloseResult]:
+        """Close every position of ``account`` (the book's, and any the venue holds that we missed)."""
+        account = account.lower()
+        coins = {h.coin for h in self._holdings(account)}
+        coins |= {p.coin for p in await self.venues[account].account.positions() if p.size != 0}
+        results = [await self.closer.close(account, coin, reason.value) for coin in sorted(coins)]
+        for r in results:
+            self._emit("close", account, r.coin, reason=reason.value, status=r.status.value)
+        return results
+
+    def _holdings(self, account: str) -> list[Holding]:
+        """The book's positions of ``account``."""
+        return [h for h in (self.book.holding(i) for i in range(len(self.book))) if h.account == account]
+
+    # ------------------------------------------------------------------ reconciliation
+
+    async def reconcile_once(self) -> list[tuple[str, Any]]:
+        """Our records against each venue's positions and open orders; acts on every finding."""
+        done: list[tuple[str, Any]] = []
+        for account, venue in self.venues.items():
+            positions = {p.coin: p for p in await venue.account.positions() if p.size != 0}
+            orders = await venue.account.open_orders()
+            self.stops.adopt(account, orders)
+            records = {h.coin: h.size for h in self._holdings(account)}
+            coins = set(records) | set(positions) | {o.coin for o in orders}
+            instruments = {c: await self.market.instrument(c) for c in coins}
+            ours = set(self.stops.cloids(account)) | {c.lower() for c in self._known_cloids()}
+            live = {c: p.size for c, p in positions.items()}
+            actions = reconcile(records, live, orders, ours, instruments)
+            orphans = []
+            for action in actions:
+                key = (account, action.coin)
+                if action.kind is ActionKind.CANCEL_ORPHAN:
+                    orphans.append(action)
+                    continue
+                if action.kind is ActionKind.CLOSE_RECORD:
+                    self.book.remove(account, action.coin)
+                    log.info("risk.swept", account=account, coin=action.coin, record=str(action.record_size))
+                else:
+                    p = positions[action.coin]
+                    self._leverage[key] = p.leverage
+                    old = self.book.get(account, action.coin)
+                    if action.kind is ActionKind.ADOPT or old is None or old.size * p.size < 0:
+                        policy = self._policy_for(account, action.coin) if old is None else old.policy
+                        holding = Holding(account, action.coin, p.size, p.entry_price, Decimal(p.leverage),
+                                          policy, ExitState(entry_time_ms=self._clock()),
+                                          p.liquidation_price)  # fmt: skip
+                    else:
+                        holding = replace(old, size=p.size, entry_price=p.entry_price)
+                    self.book.upsert(holding)
+                    event = "risk.adopted" if action.kind is ActionKind.ADOPT else "risk.record_fixed"
+                    log.warning(event, account=account, coin=action.coin, record=str(action.record_size),
+                                venue=str(action.venue_size), reason=action.reason)  # fmt: skip
+                self._dirty.add(key)
+                self._emit(action.kind.value, account, action.coin, venue=str(action.venue_size))
+                done.append((account, action))
+            if orphans:
+                await venue.gateway.cancel_batch([CancelRequest(a.coin, oid=a.oid) for a in orphans])
+                for a in orphans:
+                    log.warning("risk.orphan_cancelled", account=account, coin=a.coin, oid=a.oid,
+                                reason=a.reason)  # fmt: skip
+                    self._emit("orphan_cancelled", account, a.coin, oid=a.oid, reason=a.reason)
+                    done.append((account, a))
+            # Every held position must carry a stop (after a restart, the dead man's switch may have
+            # cancelled it): mark them all; the keeper leaves a stop that is already right alone.
+            self._dirty.update((account, h.coin) for h in self._holdings(account))
+        await self.sync_stops()
+        return done
