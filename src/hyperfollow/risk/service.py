@@ -18,6 +18,11 @@ For a set of accounts (one ``Venue`` per account, sharing the market data of the
 * reconciliation at start and every ``reconcile_interval_secs``: flat sweep, adoption (default policy,
   ``risk.adopted``), record fixes, orphan orders (neither our stops nor in ``known_cloids()``) cancelled.
 
+Persistence (the shell's, e.g. ``store.risk_persist``): ``restore=`` the holdings recorded before a restart;
+``on_holdings_change(account, holdings)`` is handed an account's whole set of holdings after each of its
+fills, after a scan that evaluated its positions and after each reconciliation (a failure there is logged,
+never stops risk).
+
 Everything the loops do is also a public one-shot coroutine (``scan_once``, ``cancel_stale_orders``,
 ``breaker_tick``, ``reconcile_once``), which is how tests drive it deterministically.
 """
@@ -95,6 +100,7 @@ class RiskService:
         policy_for: Callable[[str, str], ExitPolicy] | None = None,
         on_state_change: Callable[[str, StateChange], Awaitable[None] | None] | None = None,
         restore: Iterable[Holding] = (),
+        on_holdings_change: Callable[[str, list[Holding]], Awaitable[None] | None] | None = None,
     ) -> None:
         if not venues:
             raise ValueError("a risk service needs at least one account")
@@ -113,6 +119,8 @@ class RiskService:
         self._known_cloids = known_cloids
         self._policy_for = policy_for or (lambda _a, _c: s.default_policy)
         self._on_state_change = on_state_change
+        self._on_holdings_change = on_holdings_change
+        self._save_lock = asyncio.Lock()  # saves in order, each of the book as it is then
         self.listeners: list[Callable[[RiskEvent], None]] = []
         self.state: dict[str, TradingState] = dict.fromkeys(self.venues, TradingState.ACTIVE)
         self.changes: list[tuple[str, StateChange]] = []
@@ -135,6 +143,19 @@ class RiskService:
                 listener(event)
             except Exception:  # a broken UI must never stop risk
                 log.exception("risk.listener_failed", kind=kind)
+
+    async def _holdings_changed(self, accounts: Iterable[str]) -> None:
+        """Hand each account's holdings to ``on_holdings_change`` (the store's record of them)."""
+        if self._on_holdings_change is None:
+            return
+        async with self._save_lock:
+            for account in sorted(set(accounts)):
+                try:
+                    pending = self._on_holdings_change(account, self._holdings(account))
+                    if pending is not None:
+                        await pending
+                except Exception:  # a failed save must never stop risk; the next change saves again
+                    log.exception("risk.save_failed", account=account)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -221,6 +242,7 @@ class RiskService:
             leverage=leverage, policy=self._policy_for(account, fill.coin),
         )  # fmt: skip
         self._dirty.add(key)
+        await self._holdings_changed([account])
 
     async def _read_leverage(self, account: str, coin: str) -> int:
         snapshot = await self.venues[account].account.snapshot()
@@ -234,7 +256,9 @@ class RiskService:
         """One monitor pass: exits closed through the closer, then native stops synced. ``wait`` awaits
         the closes started (the loop does not: a slow close must not delay the next scan)."""
         started: list[asyncio.Task[CloseResult]] = []
+        checked: list[Key] = []
         for decision in self.book.check(self._clock()):
+            checked.append((decision.account, decision.coin))
             key = (decision.account, decision.coin)
             self._dirty.add(key)
             if decision.actions and key not in self._closing:
@@ -243,6 +267,7 @@ class RiskService:
                 task.add_done_callback(lambda _t, k=key: self._closing.pop(k, None))  # type: ignore[misc]
                 started.append(task)
         await self.sync_stops()
+        await self._holdings_changed(a for a, _ in checked)
         if not wait:
             return []
         return list(await asyncio.gather(*started))
@@ -440,4 +465,5 @@ class RiskService:
             # cancelled it): mark them all; the keeper leaves a stop that is already right alone.
             self._dirty.update((account, h.coin) for h in self._holdings(account))
         await self.sync_stops()
+        await self._holdings_changed(self.venues)
         return done

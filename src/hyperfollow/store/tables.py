@@ -163,6 +163,40 @@ class SkipRow(Base):
     time_ms: Mapped[int] = mapped_column(BigInteger)
 
 
+class RiskHoldingRow(Base):
+    """A position the risk service guards: its exact numbers, exit policy and exit state (JSON with the
+    Decimals as strings, see ``store/risk.py``). What a restarted risk service restores and reconciles."""
+
+    __tablename__ = "risk_holdings"
+    __table_args__ = (UniqueConstraint("account", "coin", name="uq_risk_holdings_account_coin"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account: Mapped[str] = mapped_column(String(ADDRESS))
+    coin: Mapped[str] = mapped_column(String(COIN))
+    size: Mapped[Decimal] = mapped_column(Money)
+    entry_price: Mapped[Decimal] = mapped_column(Money)
+    leverage: Mapped[Decimal] = mapped_column(Money)
+    liquidation_price: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
+    policy: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class RiskEventRow(Base):
+    """One trading state change of an account (a circuit breaker, the kill switch, a reset)."""
+
+    __tablename__ = "risk_events"
+    __table_args__ = (Index("ix_risk_events_account_time", "account", "time_ms"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account: Mapped[str] = mapped_column(String(ADDRESS))
+    time_ms: Mapped[int] = mapped_column(BigInteger)
+    from_state: Mapped[str] = mapped_column(String(16))
+    to_state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(48))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)  # StateChange.to_dict()
+
+
 ALL_TABLES = [
     FollowRow.__table__,
     JournalRow.__table__,
@@ -170,4 +204,6 @@ ALL_TABLES = [
     LeaderCursorRow.__table__,
     PositionRow.__table__,
     SkipRow.__table__,
+    RiskHoldingRow.__table__,
+    RiskEventRow.__table__,
 ]

@@ -27,6 +27,7 @@ from hyperfollow.store.follows import FollowRepository
 from hyperfollow.store.journal import JournalRepository
 from hyperfollow.store.migrate import migrate_async
 from hyperfollow.store.positions import PositionRepository
+from hyperfollow.store.risk import HoldingRepository, RiskEventRepository
 from hyperfollow.store.skips import SkipRepository
 
 
@@ -41,6 +42,8 @@ class UnitOfWork:
     cursors: LeaderCursorRepository = field(init=False)
     positions: PositionRepository = field(init=False)
     skips: SkipRepository = field(init=False)
+    holdings: HoldingRepository = field(init=False)
+    risk_events: RiskEventRepository = field(init=False)
 
     def __post_init__(self) -> None:
         self.follows = FollowRepository(self.session)
@@ -49,6 +52,8 @@ class UnitOfWork:
         self.cursors = LeaderCursorRepository(self.session)
         self.positions = PositionRepository(self.session)
         self.skips = SkipRepository(self.session)
+        self.holdings = HoldingRepository(self.session)
+        self.risk_events = RiskEventRepository(self.session)
 
 
 class Store:

@@ -14,7 +14,16 @@ from hyperfollow.store import downgrade_async, migrate, migrate_async
 from hyperfollow.store.db import create_engine
 from hyperfollow.store.tables import Base
 
-TABLES = {"follows", "order_journal", "fills", "leader_cursor", "positions", "skips"}
+TABLES = {
+    "follows",
+    "order_journal",
+    "fills",
+    "leader_cursor",
+    "positions",
+    "skips",
+    "risk_holdings",
+    "risk_events",
+}
 
 
 async def _inspect(url: str) -> tuple[set[str], str | None, list[Any]]:
@@ -42,7 +51,7 @@ async def test_upgrade_from_nothing_then_downgrade_to_base(store_url: str) -> No
     await migrate_async(store_url)
     names, revision, diffs = await _inspect(store_url)
     assert names >= TABLES | {"alembic_version"}
-    assert revision == "0001"
+    assert revision == "0002"
     assert diffs == [], f"tables.py and the migrations disagree: {diffs}"
 
     await migrate_async(store_url)  # at head already: a no-op
@@ -54,7 +63,7 @@ async def test_upgrade_from_nothing_then_downgrade_to_base(store_url: str) -> No
     await migrate_async(store_url)  # and back up, so the module's database ends migrated
     names, revision, _ = await _inspect(store_url)
     assert names >= TABLES
-    assert revision == "0001"
+    assert revision == "0002"
 
 
 def test_sync_migrate_for_scripts(store_url: str) -> None:
@@ -63,4 +72,4 @@ def test_sync_migrate_for_scripts(store_url: str) -> None:
     migrate(store_url)
     names, revision, diffs = asyncio.run(_inspect(store_url))
     assert names >= TABLES
-    assert (revision, diffs) == ("0001", [])
+    assert (revision, diffs) == ("0002", [])
