@@ -197,6 +197,7 @@ class MirrorLoop:
         return self._svc.leader_feed.stream_fills(list(self._leaders), since_ms=since)
 
     async def _handle(self, batch: list[Received[Fill]]) -> None:
+        self._svc.risk.saw_leader_fills([fill for fill, _ in batch])  # leader health: fills seen
         by_leader: dict[str, list[Received[Fill]]] = {}
         for fill, received in batch:
             by_leader.setdefault(fill.address.lower(), []).append((fill, received))

@@ -87,6 +87,10 @@ class SkipReason(StrEnum):
     SKIP_NO_EQUITY = "an account has no equity"
     SKIP_UNKNOWN_DIR = "fill direction not understood"
     SKIP_BAD_FILL = "fill contradicts its direction"
+    SKIP_RISK_GATE = "refused by the risk gate"
+    SKIP_LEADER_PAUSED = "leader paused: drawdown beyond the limit"
+    SKIP_LEADER_BLACKLISTED = "leader blacklisted after a liquidation"
+    SKIP_FLIP_GUARD = "our record disagrees with the venue position"
 
     @property
     def code(self) -> str:

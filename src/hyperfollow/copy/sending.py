@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -64,6 +65,24 @@ class Sender:
         self.sleep = sleep
         self._leverage: dict[tuple[str, str], tuple[int, bool]] = {}
         self._makers: dict[str, MakerExecutor] = {}
+        self._order_times: dict[str, deque[int]] = {}  # follower -> send times (ms), the last minute's
+        self._sending: dict[tuple[str, str], int] = {}  # (follower, coin) -> orders awaiting an answer
+        # called with the follower when an order's outcome stays unknown (the service reconciles it)
+        self.on_unknown: Callable[[str], None] | None = None
+
+    def order_times(self, follower: str, now_ms: int) -> tuple[int, ...]:
+        """When the follower's orders went out in the last minute (the gate's order rate)."""
+        times = self._order_times.get(follower)
+        if times is None:
+            return ()
+        while times and times[0] <= now_ms - 60_000:
+            times.popleft()
+        return tuple(times)
+
+    def sending(self, follower: str, coin: str) -> bool:
+        """An order for (follower, coin) is out and not answered yet: the venue may hold its fill while the
+        ledger does not."""
+        return self._sending.get((follower, coin), 0) > 0
 
     async def ensure_leverage(self, venue: Venue, intent: CopyIntent) -> None:
         key = (intent.follower, intent.coin)
@@ -90,10 +109,30 @@ class Sender:
     ) -> CopyEvent:
         order, cloid = job.order, job.order.cloid
         assert cloid is not None
-        venue = self.venues[job.follower]
         maker = order.tif is Tif.ALO and settings is not None
         aliases = [cloid_for(cloid, "taker")] if maker else []
         self.ledger.sent(cloid, (job.follower, job.leader, order.coin), order.side, aliases=aliases)
+        self._order_times.setdefault(job.follower, deque()).append(self.now_ms())
+        busy = (job.follower, order.coin)
+        self._sending[busy] = self._sending.get(busy, 0) + 1
+        try:
+            return await self._execute(job, settings, origin_ms=origin_ms, received=received, kind=kind)
+        finally:
+            self._sending[busy] -= 1
+
+    async def _execute(
+        self,
+        job: OrderJob,
+        settings: FollowSettings | None,
+        *,
+        origin_ms: int | None,
+        received: float | None,
+        kind: EventKind | None,
+    ) -> CopyEvent:
+        order, cloid = job.order, job.order.cloid
+        assert cloid is not None
+        venue = self.venues[job.follower]
+        maker = order.tif is Tif.ALO and settings is not None
         outcome: OrderOutcome
         result: ExecutionResult | None = None
         try:
@@ -128,6 +167,8 @@ class Sender:
                 if outcome.filled_size:
                     self.ledger.acked(cloid, outcome.filled_size)
                 return outcome
+        if self.on_unknown is not None:
+            self.on_unknown(job.follower)
         return OrderOutcome(cloid, EntryState.UNKNOWN, error=exc.text)
 
     def report(

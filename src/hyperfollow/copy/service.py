@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 import structlog
@@ -40,12 +40,15 @@ from hyperfollow.copy.journal import CopyJournal, Cursor, Follow
 from hyperfollow.copy.lifecycle import decide_join, decide_stop
 from hyperfollow.copy.mirror_loop import MirrorLoop, Pump, Received
 from hyperfollow.copy.model import Decision, ExistingPositions, FollowSettings, StopAction, intents, skips
+from hyperfollow.copy.risk_glue import RiskGlue
 from hyperfollow.copy.sending import OrderJob, Sender
 from hyperfollow.copy.state import CopyEvent, EventHub, EventKind, Ledger, TtlCache
 from hyperfollow.domain.errors import UnknownInstrument
 from hyperfollow.domain.model import AccountSnapshot, Fill
 from hyperfollow.domain.rules import Instrument
 from hyperfollow.ports.venue import LeaderFeed, MarketData, Venue
+from hyperfollow.risk.gate import RiskLimits
+from hyperfollow.risk.leaders import LeaderHealthPolicy
 
 log = structlog.get_logger(__name__)
 
@@ -68,6 +71,9 @@ class ServiceConfig:
     live_marks: bool = True  # keep mids from the venue's allMids stream (no request on the hot path)
     marks_max_age_secs: float = 2.0  # older streamed mids are re-read over REST
     follower_snapshot_max_stale_ms: int = 10_000  # served while a refresh runs in the background
+    risk_limits: RiskLimits | None = None  # the pre-trade gate and breakers per follower; None = off
+    leader_health: LeaderHealthPolicy | None = field(default_factory=LeaderHealthPolicy)  # None = off
+    flip_guard: bool = True  # an open waits while our record disagrees with the venue's position
 
 
 class CopyService:
@@ -111,6 +117,10 @@ class CopyService:
         self.sender = Sender(
             self.venues, journal, self.ledger, self.hub, clock=clock, monotonic=monotonic, sleep=sleep
         )
+        self.sender.on_unknown = lambda follower: self._background_task(
+            self.reconcile_follower(follower, "outcome_unknown"), f"copy.reconcile.{follower}"
+        )
+        self.risk = RiskGlue(self)  # pre-trade gate, flip guard, leader health (see risk_glue)
         self._fill_pumps: list[Pump[Fill]] = []
         self.mirror = MirrorLoop(self)
         self.delta = DeltaLoop(self)
@@ -143,6 +153,16 @@ class CopyService:
 
     def lock(self, follow: Follow) -> asyncio.Lock:
         return self._locks.setdefault(follow.key, asyncio.Lock())
+
+    def mid(self, coin: str) -> Decimal | None:
+        """The last mid seen for ``coin`` (streamed or read), without a request."""
+        return self._mids.get(coin)
+
+    def last_market_data_ms(self, now_ms: int) -> int | None:
+        """When the newest mid arrived, on the service's clock (mids are timed on the monotonic clock)."""
+        if not self._mid_at:
+            return None
+        return now_ms - int((self.monotonic() - max(self._mid_at.values())) * 1000)
 
     async def marks(self, coins: Iterable[str] | None = None) -> dict[str, Decimal]:
         """Mids. When every coin asked for has a streamed mid younger than ``marks_max_age_secs``, no request
@@ -179,6 +199,7 @@ class CopyService:
         if snap is None:
             snap = await self.leader_feed.snapshot(leader)
             self._leaders.put(leader, snap, now)
+            await self.risk.on_leader_snapshot(leader, snap)
         return snap
 
     async def follower_snapshot(self, follower: str, *, fresh: bool = False) -> AccountSnapshot:
@@ -197,10 +218,27 @@ class CopyService:
         return await self._fetch_follower(follower)
 
     async def _fetch_follower(self, follower: str) -> AccountSnapshot:
+        before = self.risk.nets(follower)
         snap = await self.venues[follower].account.snapshot()
         self._followers.put(follower, snap, self.now_ms())
         self._follower_stale.discard(follower)
+        self.risk.fetched(follower, snap, before)
         return snap
+
+    async def reconcile_follower(self, follower: str, why: str) -> None:
+        """Read the follower's account now and bring our records in line with it (``RiskGlue.reconcile``)."""
+        await self.risk.reconcile(follower, await self._fetch_follower(follower), why)
+
+    def _background_task(self, work: Awaitable[None], name: str) -> None:
+        async def run() -> None:
+            try:
+                await work
+            except Exception as exc:  # a background chore never kills the service
+                log.warning("copy.background_failed", task=name, error=str(exc))
+
+        task = asyncio.create_task(run(), name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _refresh_follower(self, follower: str) -> None:
         if follower in self._refreshing:
@@ -209,15 +247,11 @@ class CopyService:
 
         async def refresh() -> None:
             try:
-                await self._fetch_follower(follower)
-            except Exception as exc:  # the next copy reads it again; never kill the loop for it
-                log.warning("copy.follower_refresh_failed", follower=follower, error=str(exc))
+                await self._fetch_follower(follower)  # a failure: the next copy reads it again
             finally:
                 self._refreshing.discard(follower)
 
-        task = asyncio.create_task(refresh(), name=f"copy.refresh.{follower}")
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._background_task(refresh(), f"copy.refresh.{follower}")
 
     async def follower_equity(self, follower: str) -> Decimal:
         return (await self.follower_snapshot(follower)).equity
@@ -270,9 +304,10 @@ class CopyService:
         if self._mids_pump is not None:
             await self._mids_pump.stop()
             self._mids_pump = None
-        for task in list(self._background):
+        tasks = [*self._background, *self.risk.tasks]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         self.hub.close()
         self._started = False
 
@@ -324,7 +359,7 @@ class CopyService:
             del self._follows[key]
             positions = self.ledger.positions_of(*key)
             marks = await self.marks()
-            instruments = await self._instruments(positions)
+            instruments = await self.instruments(positions)
             now = self.now_ms()
             decision = decide_stop(
                 positions,
@@ -352,9 +387,10 @@ class CopyService:
             for _ in range(5):
                 await asyncio.sleep(0)
             pumps = [p for p in [self.mirror.pump, *self._fill_pumps] if p is not None]
-            if not any(p.busy for p in pumps):
+            tasks = [*self._background, *self.risk.tasks]  # refreshes, reconciles, liquidation closes
+            if not any(p.busy for p in pumps) and not tasks:
                 return
-            await asyncio.gather(*(p.join() for p in pumps))
+            await asyncio.gather(*(p.join() for p in pumps), *tasks, return_exceptions=True)
 
     def leader_pnl(self, follower: str, marks: Mapping[str, Decimal]) -> dict[str, Decimal]:
         """PnL per leader of ``follower``'s copies: realized (net of fees) plus unrealized at ``marks``."""
@@ -378,6 +414,10 @@ class CopyService:
     ) -> list[CopyEvent]:
         """Journal a decision (with the follow's cursor), then send its new intents in order."""
         wanted, skipped = intents(decision), skips(decision)
+        reconcile = False
+        if wanted:  # leader health, flip guard, pre-trade gate: refusals become skips
+            wanted, refused, reconcile = await self.risk.screen(follow, wanted)
+            skipped += refused
         if not wanted and not skipped and cursor is None:
             return []
         venue = self.venues[follow.follower]
@@ -410,9 +450,11 @@ class CopyService:
             events.append(
                 await self.sender.execute(order, follow.settings, origin_ms=origin_ms, received=received)
             )
+        if reconcile:  # the flip guard blocked: the venue is the truth, read it before the next copy
+            await self.reconcile_follower(follow.follower, "flip_guard")
         return events
 
-    async def _instruments(self, coins: Mapping[str, object] | set[str]) -> dict[str, Instrument]:
+    async def instruments(self, coins: Mapping[str, object] | set[str]) -> dict[str, Instrument]:
         out: dict[str, Instrument] = {}
         for coin in coins:
             with contextlib.suppress(UnknownInstrument):
@@ -430,7 +472,7 @@ class CopyService:
         if not fresh or follow.settings.existing_positions is not ExistingPositions.JOIN or not pre:
             return
         marks = await self.marks()
-        instruments = await self._instruments(pre)
+        instruments = await self.instruments(pre)
         decision: Decision = []
         for position in leader.positions:
             inst, mark = instruments.get(position.coin), marks.get(position.coin)
@@ -463,7 +505,9 @@ class CopyService:
             await self._record_fill(fill)
         log.info("copy.caught_up", follower=follower, since_ms=since_ms, fills=len(missed))
         live = {p.coin: p.size for p in (await self.follower_snapshot(follower, fresh=True)).positions}
-        for key in self.ledger.clamp_to_live(follower, live):
+        changed = self.ledger.clamp_to_live(follower, live)
+        self.risk.adopt(follower)  # what the venue holds beyond our records (manual trades) is not ours
+        for key in changed:
             log.warning(
                 "copy.reconciled",
                 follower=key[0],

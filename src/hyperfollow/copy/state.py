@@ -68,6 +68,18 @@ class Ledger:
         out = {c: self.position(follower, leader, c) for c in sorted(coins)}
         return {c: s for c, s in out.items() if s != 0}
 
+    def net_position(self, follower: str, coin: str) -> Decimal:
+        """The follower's position in ``coin`` summed over every leader (what the venue should hold, foreign
+        trades aside)."""
+        leaders = {k[1] for k in self._held if k[0] == follower and k[2] == coin}
+        leaders |= {f.key[1] for f in self._flights.values() if f.key[0] == follower and f.key[2] == coin}
+        return sum((self.position(follower, leader, coin) for leader in leaders), ZERO)
+
+    def coins_of(self, follower: str) -> set[str]:
+        """Coins the follower has a record or an order in flight for."""
+        coins = {k[2] for k in self._held if k[0] == follower}
+        return coins | {f.key[2] for f in self._flights.values() if f.key[0] == follower}
+
     def all_positions(self, follower: str) -> list[HeldPosition]:
         return [p for k, p in sorted(self._held.items()) if k[0] == follower]
 

@@ -1,0 +1,344 @@
+"""The copy service's use of the risk layer: what may go out, and what the leaders' health calls for.
+
+``screen`` runs in ``CopyService.act`` on every decision's intents before anything is journalled or sent:
+
+* **Leader health**: a blacklisted leader (liquidated) or a paused one (drawdown) gets no new opens
+  (``SKIP_LEADER_BLACKLISTED`` / ``SKIP_LEADER_PAUSED``); its closes are still copied, so we never stay
+  in a position the leader has left.
+* **Flip guard** (``risk.reconcile.flip_guard``): the ledger's net position in the coin (every leader of
+  the follower) plus the difference accepted at the last reconcile (trades that are not ours) must match
+  the venue's position. Both sides are compared as of the last follower snapshot: when it was read, the
+  ledger's net size is noted with it (a coin whose size moved during the read, or with an order out, is
+  left unjudged until the next read). A mismatch blocks the coin's opening intents (``SKIP_FLIP_GUARD``
+  with both sizes) and the service reconciles the follower. Reduce-only closes are not blocked: the venue
+  never lets them open anything, and an exit must never wait for our bookkeeping.
+* **Pre-trade gate** (``risk.gate.check_order``, when ``ServiceConfig.risk_limits`` is set): a
+  ``RiskSnapshot`` of the follower (equity from the cached snapshot, positions from it moved by our
+  fills since, marks from the service's mids, our order times of the last minute, the newest mid's age,
+  the day's starting equity per UTC day, the kill switch) and the follower's ``TradingState``, stepped by
+  ``breakers.next_state`` on each decision. Intents of one decision are checked in order, each seeing the
+  ones before it as filled (a flip's close, then its open). Refused opens become ``SKIP_RISK_GATE``.
+
+Leader health (``assess_leader``) runs on each leader snapshot the service reads, with the previous one
+and the leader fills the mirror stream delivered in between; a position gone without fills is confirmed
+with a ``fills_since`` backfill (a stream lagging behind the snapshot must not look like a liquidation)
+before our copies of the coin are closed (reduce-only, reason ``leader_liquidated``) for every follow.
+Statuses, states and offsets live in memory: a restart starts them afresh (see the report).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+import structlog
+
+from hyperfollow.copy.lifecycle import decide_stop
+from hyperfollow.copy.model import CopyIntent, Decision, Skip, SkipReason, StopAction, numbers
+from hyperfollow.domain.model import AccountSnapshot, Fill, Side
+from hyperfollow.domain.rules import Instrument
+from hyperfollow.risk.breakers import StateChange, next_state, reset, utc_day_start_ms
+from hyperfollow.risk.exits import ExitReason
+from hyperfollow.risk.gate import PositionMark, RiskSnapshot, TradingState, check_order
+from hyperfollow.risk.leaders import LeaderEventKind, LeaderStatus, assess_leader
+from hyperfollow.risk.reconcile import flip_guard
+
+if TYPE_CHECKING:
+    from hyperfollow.copy.journal import Follow
+    from hyperfollow.copy.service import CopyService
+
+log = structlog.get_logger(__name__)
+
+ZERO = Decimal(0)
+MAX_BUFFERED_FILLS = 10_000  # per leader, between two snapshots
+
+
+class RiskGlue:
+    """Per-follower trading states and flip-guard records, per-leader health, for one ``CopyService``."""
+
+    def __init__(self, service: CopyService) -> None:
+        self._svc = service
+        self._states: dict[str, TradingState] = {}
+        self._kill: set[str] = set()
+        self._day: dict[str, tuple[int, Decimal]] = {}  # follower -> (UTC day start, equity then)
+        # follower -> (snapshot, ledger net size per coin when it was read; unjudged coins left out)
+        self._fetched: dict[str, tuple[AccountSnapshot, dict[str, Decimal]]] = {}
+        self._foreign: dict[str, dict[str, Decimal]] = {}  # follower -> coin -> venue size not ours
+        self._leaders: dict[str, LeaderStatus] = {}
+        self._leader_prev: dict[str, AccountSnapshot] = {}
+        self._leader_fills: dict[str, list[Fill]] = {}
+        self._reflected: dict[str, set[str]] = {}  # leader -> fills already in its previous snapshot
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------------ public state
+
+    def state(self, follower: str) -> TradingState:
+        """The follower's trading state (ACTIVE until the gate's first decision says otherwise)."""
+        return self._states.get(follower.lower(), TradingState.ACTIVE)
+
+    def set_kill_switch(self, follower: str, on: bool) -> None:
+        """The manual kill switch: on, the follower halts at its next decision (closes still go)."""
+        (self._kill.add if on else self._kill.discard)(follower.lower())
+        log.warning("copy.kill_switch", follower=follower.lower(), on=on)
+
+    async def reset(self, follower: str, *, by: str = "manual") -> TradingState:
+        """Leave HALTED on a person's request (``breakers.ResetRefused`` while a halt condition holds)."""
+        follower = follower.lower()
+        limits = self._svc.config.risk_limits
+        if limits is None:
+            return self.state(follower)
+        now = self._svc.now_ms()
+        risk = self._snapshot(follower, await self._svc.follower_snapshot(follower), now)
+        new, changes = reset(risk, limits, self.state(follower), now, by=by)
+        self._set_state(follower, new, changes)
+        return new
+
+    def leader_status(self, leader: str) -> LeaderStatus:
+        leader = leader.lower()
+        return self._leaders.get(leader) or LeaderStatus(leader)
+
+    def foreign(self, follower: str) -> dict[str, Decimal]:
+        """Venue sizes accepted as not ours at the last reconcile (manual trades), by coin."""
+        return dict(self._foreign.get(follower, {}))
+
+    # ------------------------------------------------------------------ follower snapshots
+
+    def nets(self, follower: str) -> dict[str, Decimal]:
+        """The ledger's net size per coin (taken before a snapshot read, passed to ``fetched``)."""
+        ledger = self._svc.ledger
+        return {c: ledger.net_position(follower, c) for c in ledger.coins_of(follower)}
+
+    def fetched(self, follower: str, snap: AccountSnapshot, before: dict[str, Decimal]) -> None:
+        """A follower snapshot was read: note the ledger's sizes with it (coins that moved while it was
+        read, or with an order unanswered, cannot be judged against it)."""
+        after = self.nets(follower)
+        judged: dict[str, Decimal] = {}
+        for coin in set(before) | set(after) | {p.coin for p in snap.positions}:
+            ours = after.get(coin, ZERO)
+            if before.get(coin, ZERO) == ours and not self._svc.sender.sending(follower, coin):
+                judged[coin] = ours
+        self._fetched[follower] = (snap, judged)
+
+    def adopt(self, follower: str) -> dict[str, Decimal]:
+        """After a reconcile (a fresh read, then the ledger clamped to it; no await in between): the venue's
+        remaining difference from the ledger is accepted as not ours. Returns the new offsets."""
+        fetched = self._fetched.get(follower)
+        if fetched is None:
+            return {}
+        snap, judged = fetched
+        foreign = self._foreign.setdefault(follower, {})
+        now = self.nets(follower)
+        for coin in judged:
+            judged[coin] = now.get(coin, ZERO)
+            live = snap.position(coin)
+            diff = (live.size if live is not None else ZERO) - judged[coin]
+            if diff:
+                foreign[coin] = diff
+            else:
+                foreign.pop(coin, None)
+        return dict(foreign)
+
+    async def reconcile(self, follower: str, snap: AccountSnapshot, why: str) -> None:
+        """``snap`` was just read: bring our records within the venue's positions, and accept what remains
+        different as not ours (after a flip-guard mismatch, or an outcome that stayed unknown)."""
+        changed = self._svc.ledger.clamp_to_live(follower, {p.coin: p.size for p in snap.positions})
+        foreign = self.adopt(follower)
+        event = "copy.reconcile_after_unknown" if why == "outcome_unknown" else "copy.reconcile"
+        log.warning(event, follower=follower, why=why, clamped=[k[2] for k in changed],
+                    foreign={c: str(v) for c, v in foreign.items()})  # fmt: skip
+
+    def _guard(self, follower: str, coin: str, inst: Instrument) -> tuple[Decimal, Decimal] | None:
+        """``(record, live)`` when they disagree as of the last snapshot; ``None`` when they agree or the
+        coin could not be judged."""
+        fetched = self._fetched.get(follower)
+        if fetched is None or coin not in fetched[1]:
+            return None
+        snap, judged = fetched
+        record = judged[coin] + self._foreign.get(follower, {}).get(coin, ZERO)
+        held = snap.position(coin)
+        live = held.size if held is not None else ZERO
+        return None if flip_guard(record, live, inst) else (record, live)
+
+    # ------------------------------------------------------------------ screening a decision
+
+    async def screen(
+        self, follow: Follow, wanted: list[CopyIntent]
+    ) -> tuple[list[CopyIntent], list[Skip], bool]:
+        """The intents that may go, the skips for those that may not, and whether the follower needs a
+        reconcile (the flip guard found a mismatch)."""
+        svc = self._svc
+        now = svc.now_ms()
+        status = self._leaders.get(follow.leader)
+        kept: list[CopyIntent] = []
+        skipped: list[Skip] = []
+        blocked: dict[str, tuple[Decimal, Decimal]] = {}
+        for intent in wanted:
+            if intent.reduce_only:
+                kept.append(intent)
+                continue
+            if status is not None and status.blacklisted_until_ms is not None and not status.may_copy(now):
+                until = numbers(blacklisted_until_ms=status.blacklisted_until_ms)
+                skipped.append(_skip(intent, SkipReason.SKIP_LEADER_BLACKLISTED, until))
+                continue
+            if status is not None and status.paused:
+                skipped.append(_skip(intent, SkipReason.SKIP_LEADER_PAUSED, numbers(peak=status.peak_equity)))
+                continue
+            if svc.config.flip_guard:
+                mismatch = blocked.get(intent.coin) or self._guard(
+                    intent.follower, intent.coin, await svc.market.instrument(intent.coin)
+                )
+                if mismatch is not None:
+                    blocked[intent.coin] = mismatch
+                    detail = numbers(record_size=mismatch[0], venue_size=mismatch[1])
+                    skipped.append(_skip(intent, SkipReason.SKIP_FLIP_GUARD, detail))
+                    log.warning("copy.flip_guard", follower=intent.follower, coin=intent.coin, **detail)
+                    continue
+            kept.append(intent)
+        if svc.config.risk_limits is not None and kept:
+            kept, refused = await self._gate(follow.follower, kept, now)
+            skipped += refused
+        return kept, skipped, bool(blocked)
+
+    async def _gate(
+        self, follower: str, wanted: list[CopyIntent], now: int
+    ) -> tuple[list[CopyIntent], list[Skip]]:
+        limits = self._svc.config.risk_limits
+        assert limits is not None
+        risk = self._snapshot(follower, await self._svc.follower_snapshot(follower), now)
+        new, changes = next_state(risk, limits, self.state(follower), now)
+        self._set_state(follower, new, changes)
+        positions = dict(risk.positions)
+        times = list(risk.recent_order_times_ms)
+        kept: list[CopyIntent] = []
+        refused: list[Skip] = []
+        for intent in wanted:
+            mark = self._svc.mid(intent.coin) or intent.mark or None
+            current = replace(risk, positions=positions, recent_order_times_ms=tuple(times))
+            leverage = None if intent.reduce_only else intent.leverage
+            decision = check_order(intent.to_order(), mark, current, limits, new, now, leverage=leverage)
+            if not decision.allowed:
+                detail = numbers(gate=decision.reason.name, **dict(decision.numbers))
+                refused.append(_skip(intent, SkipReason.SKIP_RISK_GATE, detail, text=decision.text))
+                log.info("copy.risk_refused", follower=follower, coin=intent.coin, gate=decision.reason.name,
+                         text=decision.text)  # fmt: skip
+                continue
+            kept.append(intent)
+            times.append(now)
+            held = positions.get(intent.coin)
+            size = (held.size if held is not None else ZERO) + _signed(intent)
+            price = mark or (held.mark if held is not None else intent.limit_price)
+            positions[intent.coin] = PositionMark(size, price, intent.leverage)
+        return kept, refused
+
+    def _snapshot(self, follower: str, snap: AccountSnapshot, now: int) -> RiskSnapshot:
+        fetched = self._fetched.get(follower)
+        judged = fetched[1] if fetched is not None and fetched[0] is snap else {}
+        nets = self.nets(follower)
+        positions: dict[str, PositionMark] = {}
+        for coin in {p.coin for p in snap.positions} | set(nets):
+            held = snap.position(coin)
+            size = held.size if held is not None else ZERO
+            if coin in judged:  # our fills since the snapshot was read move it
+                size += nets.get(coin, ZERO) - judged[coin]
+            fallback = held.position_value / abs(held.size) if held is not None and held.size else ZERO
+            mark = self._svc.mid(coin) or fallback
+            positions[coin] = PositionMark(size, mark, held.leverage if held is not None else None)
+        day = utc_day_start_ms(now)
+        start = self._day.get(follower)
+        if start is None or start[0] != day:
+            start = self._day[follower] = (day, snap.equity)
+        return RiskSnapshot(
+            equity_usd=snap.equity,
+            day_start_equity_usd=start[1],
+            pnl_today_usd=snap.equity - start[1],  # deposits/withdrawals count: the fills are not summed
+            positions=positions,
+            recent_order_times_ms=self._svc.sender.order_times(follower, now),
+            last_market_data_ms=self._svc.last_market_data_ms(now),
+            kill_switch=follower in self._kill,
+        )
+
+    def _set_state(self, follower: str, new: TradingState, changes: list[StateChange]) -> None:
+        self._states[follower] = new
+        for change in changes:  # every change is an event (logged; persisting it is the store's job)
+            log.warning("copy.risk_state", follower=follower, change=change.to_dict())
+
+    # ------------------------------------------------------------------ leader health
+
+    def saw_leader_fills(self, fills: list[Fill]) -> None:
+        """Leader fills the mirror stream delivered (kept until the leader's next snapshot)."""
+        for fill in fills:
+            buffer = self._leader_fills.setdefault(fill.address.lower(), [])
+            if len(buffer) < MAX_BUFFERED_FILLS:
+                buffer.append(fill)
+
+    async def on_leader_snapshot(self, leader: str, snap: AccountSnapshot) -> None:
+        """A fresh leader snapshot was read: assess the leader's health and act on it."""
+        svc = self._svc
+        policy = svc.config.leader_health
+        prev = self._leader_prev.get(leader)
+        self._leader_prev[leader] = snap
+        fills = self._leader_fills.pop(leader, [])
+        reflected = self._reflected.get(leader, set())
+        self._reflected[leader] = {f.ref for f in fills}
+        if policy is None:
+            return
+        now = svc.now_ms()
+        status = self.leader_status(leader)
+        new, events = assess_leader(status, prev, snap, fills, policy, now)
+        if prev is not None and any(e.kind is LeaderEventKind.LIQUIDATED for e in events):
+            # confirm: the stream may simply not have delivered the closing fills yet
+            # (a backfill from the snapshot's millisecond also returns fills it already shows: left out)
+            known = {f.ref for f in fills} | reflected
+            backfill = await svc.leader_feed.fills_since(leader, prev.time_ms)
+            fills += [f for f in backfill if f.ref not in known]
+            new, events = assess_leader(status, prev, snap, fills, policy, now)
+        self._leaders[leader] = new
+        for event in events:
+            log.warning("copy.leader_health", leader=leader, kind=event.kind.value, coin=event.coin,
+                        detail=event.detail, blacklisted_until_ms=new.blacklisted_until_ms)  # fmt: skip
+        coins = sorted({e.coin for e in events if e.kind is LeaderEventKind.LIQUIDATED and e.coin})
+        if coins:
+            # not awaited here: the caller may hold a follow's lock, which closing needs
+            task = asyncio.create_task(
+                self.close_copies(leader, coins, now), name=f"copy.liquidated.{leader}"
+            )
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def close_copies(self, leader: str, coins: list[str], now: int) -> None:
+        """Close our copies of ``coins`` for every follow of ``leader`` (reduce-only, through ``act``)."""
+        svc = self._svc
+        for follow in [f for f in svc.active_follows() if f.leader == leader]:
+            async with svc.lock(follow):
+                if not svc.is_active(follow):
+                    continue
+                positions = {c: svc.ledger.position(follow.follower, leader, c) for c in coins}
+                decision: Decision = decide_stop(
+                    positions,
+                    marks=await svc.marks(),
+                    instruments=await svc.instruments(positions),
+                    settings=replace(follow.settings, stop_action=StopAction.CLOSE),
+                    follower=follow.follower,
+                    leader=leader,
+                    stop_ref=f"leader-liquidated:{now}",
+                )
+                decision = [
+                    replace(d, reason=ExitReason.LEADER_LIQUIDATED.value) if isinstance(d, CopyIntent) else d
+                    for d in decision
+                ]
+                log.warning("copy.leader_liquidated", follower=follow.follower, leader=leader, coins=coins,
+                            closes=len(decision))  # fmt: skip
+                await svc.act(follow, decision, origin_ms=None, received=None, cursor=None)
+
+
+def _signed(intent: CopyIntent) -> Decimal:
+    return intent.size if intent.side is Side.BUY else -intent.size
+
+
+def _skip(intent: CopyIntent, reason: SkipReason, detail: dict[str, str], *, text: str = "") -> Skip:
+    base = numbers(side=intent.side.value, size=intent.size, leg=intent.leg)
+    if text:
+        base["text"] = text
+    return Skip(intent.follower, intent.leader, intent.coin, reason, base | detail, intent.fill_key)
