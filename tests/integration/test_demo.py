@@ -4,6 +4,7 @@ then the report, the PNG and the store; nothing may keep running afterwards."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -80,8 +81,16 @@ def test_the_demo_copies_reports_saves_its_plot_and_store_and_stops(
         journal = db.execute("SELECT count(*) FROM order_journal WHERE follower = ?", (run.follower,))
         skips = db.execute("SELECT count(*) FROM skips WHERE follower = ?", (run.follower,))
         follows = db.execute("SELECT count(*) FROM follows WHERE follower = ?", (run.follower,))
+        filled = db.execute(
+            "SELECT count(*) FROM order_journal WHERE follower = ? AND state = 'FILLED'", (run.follower,)
+        ).fetchone()[0]
         assert journal.fetchone()[0] + skips.fetchone()[0] >= 1
         assert follows.fetchone()[0] == len(run.leaders) == 3
+    # the risk service ran beside the copies: every filled copy got its native stop
+    placed = re.search(r"risk: (\d+) stops placed", result.output)
+    assert placed is not None, result.output
+    if filled:
+        assert int(placed.group(1)) >= 1
     # nothing left running: no task on the run's loop, no thread (exchange, adapter pools, sqlite)
     assert run.leftover_tasks == []
     assert wait_threads(before) == []

@@ -40,10 +40,12 @@ from hyperfollow.adapters.hyperliquid.config import HyperliquidConfig
 from hyperfollow.adapters.hyperliquid.venue import HyperliquidVenue, connect
 from hyperfollow.app.follow_config import CopyConfig
 from hyperfollow.app.report import CopyReport, EquitySeries, LeaderLine, percentile
+from hyperfollow.app.risk_run import start_risk
 from hyperfollow.copy.model import CopyMode, ExecutionStyle, FollowSettings, StopAction
 from hyperfollow.copy.service import CopyService, ServiceConfig
 from hyperfollow.copy.state import CopyEvent, EventKind
 from hyperfollow.domain.model import AccountSnapshot
+from hyperfollow.risk.service import RiskService
 from hyperfollow.store.copy_journal import StoreCopyJournal
 from hyperfollow.store.unit import Store
 
@@ -427,6 +429,7 @@ async def run_copy(
     store = await Store.open_migrated(store_url)
     venue: HyperliquidVenue | None = None
     service: CopyService | None = None
+    risk: RiskService | None = None
     try:
         venue = await open_follower(venue_config)
         journal = StoreCopyJournal(store)
@@ -446,6 +449,10 @@ async def run_copy(
         await run.begin()
         for event in await service.start():
             console.print(f"start-up: {event.kind.value} {event.coin} {event.cloid} {event.reason}")
+        copy_ledger = service.ledger
+        risk = await start_risk(
+            {follower: venue}, store, clock=service.now_ms, known_cloids=copy_ledger.in_flight_cloids
+        )
         console.print(
             f"copying {len(config.follows)} leader(s) for {follower} on {venue_config.base_url}"
             + (f" for {duration_s:g} s" if duration_s else " until Ctrl-C")
@@ -460,6 +467,8 @@ async def run_copy(
         return report
     finally:
         restore()
+        if risk is not None:
+            await risk.close()
         if service is not None:
             await service.close()
         if venue is not None:

@@ -38,10 +38,12 @@ from hyperfollow.adapters.hyperliquid.config import HyperliquidConfig
 from hyperfollow.adapters.hyperliquid.venue import HyperliquidVenue
 from hyperfollow.app.copy_run import CopyRun, RunStats, open_follower, stop_on_ctrl_c
 from hyperfollow.app.report import CopyReport, plot_equity
+from hyperfollow.app.risk_run import start_risk
 from hyperfollow.copy.model import CopyMode, ExecutionStyle, ExistingPositions, FollowSettings, MakerFallback
 from hyperfollow.copy.service import CopyService, ServiceConfig
 from hyperfollow.exchange.embedded import EmbeddedExchange
 from hyperfollow.exchange.server import ExchangeServer, ServerLimits, running_in_thread
+from hyperfollow.risk.service import RiskEvent, RiskService
 from hyperfollow.signing import address_of
 from hyperfollow.store.copy_journal import StoreCopyJournal
 from hyperfollow.store.unit import Store
@@ -187,6 +189,7 @@ async def _copy(
     store = await Store.open_migrated(store_url)
     venue: HyperliquidVenue | None = None
     service: CopyService | None = None
+    risk: RiskService | None = None
     try:
         venue = await open_follower(config, limiter)
         # The service runs on the venue's clock: cooldowns, intervals and snapshot ages are simulated time.
@@ -214,6 +217,20 @@ async def _copy(
         )  # fmt: skip
         await run.begin()
         await service.start()
+        copy_ledger = service.ledger
+        risk = await start_risk(
+            {follower: venue}, store, clock=exchange.clock.now_ms, known_cloids=copy_ledger.in_flight_cloids
+        )
+        risk_counts = {"stops placed": 0, "stops moved": 0, "exits": 0}
+
+        def count_risk(event: RiskEvent) -> None:
+            if event.kind == "stops":
+                risk_counts["stops placed"] += len(event.data.get("placed", ()))
+                risk_counts["stops moved"] += len(event.data.get("moved", ()))
+            elif event.kind == "close":
+                risk_counts["exits"] += 1
+
+        risk.listeners.append(count_risk)
         console.print(
             f"follower funded with {options.follower_usd:,.0f} USDC copies: "
             + "; ".join(p.label for p in picks)
@@ -221,7 +238,10 @@ async def _copy(
         await run.run(stop, options.duration_s)
         if stop.is_set():
             console.print("Ctrl-C: ending the demo early")
+        console.print("risk: " + ", ".join(f"{n} {what}" for what, n in risk_counts.items()))
         console.print("closing the copied positions (stop with close) ...")
+        await risk.close()  # its stops go with the positions: no exit races the demo's final close
+        risk = None
         await run.close_copies()
         report = await run.report()
         await service.close()
@@ -233,6 +253,8 @@ async def _copy(
         console.print(f"output folder: [bold]{options.out.resolve()}[/bold]")
         return DemoResult(report, plot, store_url, follower, picks, "", [])
     finally:
+        if risk is not None:
+            await risk.close()
         if service is not None:
             await service.close()
         if venue is not None:

@@ -106,6 +106,10 @@ class Ledger:
             flight.acked = max(flight.acked, filled)
             self._prune(cloid, flight)
 
+    def in_flight_cloids(self) -> set[str]:
+        """Cloids of orders this process sent whose fills are not all recorded yet (incl. maker legs)."""
+        return set(self._flights) | set(self._alias)
+
     def leader_of(self, cloid: str | None) -> str | None:
         """The leader whose copy ``cloid`` is, when this process sent it."""
         if cloid is None:
