@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     available = discover()
     chosen = resolve(args.modules, available) if args.modules else available
-    console = Console(width=max(140, Console().width))
+    console = Console(width=max(170, Console().width))
     console.print(f"[bold]hyperfollow benchmarks[/bold]  {machine()}")
     rows: list[Row] = []
     failures: list[str] = []
