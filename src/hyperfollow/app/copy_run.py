@@ -45,6 +45,7 @@ from hyperfollow.copy.model import CopyMode, ExecutionStyle, FollowSettings, Sto
 from hyperfollow.copy.service import CopyService, ServiceConfig
 from hyperfollow.copy.state import CopyEvent, EventKind
 from hyperfollow.domain.model import AccountSnapshot
+from hyperfollow.risk.gate import TradingState
 from hyperfollow.risk.service import RiskService
 from hyperfollow.store.copy_journal import StoreCopyJournal
 from hyperfollow.store.unit import Store
@@ -433,7 +434,11 @@ async def run_copy(
     try:
         venue = await open_follower(venue_config)
         journal = StoreCopyJournal(store)
-        service = CopyService({follower: venue}, journal, config=ServiceConfig())
+        # one trading state per account: the risk service's (started below; ACTIVE until then)
+        shared = ServiceConfig(
+            trading_state=lambda a: risk.state(a) if risk is not None else TradingState.ACTIVE
+        )
+        service = CopyService({follower: venue}, journal, config=shared)
         wanted = {spec.leader for spec in config.follows}
         for old in await journal.follows():
             if old.follower == follower and old.leader not in wanted:

@@ -43,6 +43,7 @@ from hyperfollow.copy.model import CopyMode, ExecutionStyle, ExistingPositions, 
 from hyperfollow.copy.service import CopyService, ServiceConfig
 from hyperfollow.exchange.embedded import EmbeddedExchange
 from hyperfollow.exchange.server import ExchangeServer, ServerLimits, running_in_thread
+from hyperfollow.risk.gate import TradingState
 from hyperfollow.risk.service import RiskEvent, RiskService
 from hyperfollow.signing import address_of
 from hyperfollow.store.copy_journal import StoreCopyJournal
@@ -196,7 +197,12 @@ async def _copy(
         # Its snapshot caches keep the wall-clock life they have at 1x (2 s), not 2 s of simulated time:
         # otherwise every copy on a 30x clock would wait for two fresh account reads.
         ttl = int(ServiceConfig().leader_snapshot_ttl_ms * options.speed)
-        service_config = ServiceConfig(leader_snapshot_ttl_ms=ttl, follower_snapshot_ttl_ms=ttl)
+        service_config = ServiceConfig(
+            leader_snapshot_ttl_ms=ttl,
+            follower_snapshot_ttl_ms=ttl,
+            # one trading state per account: the risk service's (started below; ACTIVE until then)
+            trading_state=lambda a: risk.state(a) if risk is not None else TradingState.ACTIVE,
+        )
         service = CopyService(
             {follower: venue}, StoreCopyJournal(store), config=service_config, clock=exchange.clock.now_ms
         )

@@ -11,6 +11,10 @@ The rules every implementation keeps (the crash-safety argument of the service r
   a leader (the one given, else the journal entry of the fill's cloid) and moves that leader's position
   (``apply_fill``) in the same transaction.
 * cursors never move back.
+
+It also keeps the copy engine's risk records: each leader's ``LeaderStatus`` (a blacklist must outlive a
+restart) and, when the copy engine runs its own circuit breakers, each follower's trading state changes
+(the latest one is the state a restart resumes in).
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ from typing import Protocol
 
 from hyperfollow.copy.model import CopyIntent, FollowSettings, Skip, StopAction
 from hyperfollow.domain.model import Fill, OrderRequest, Side, Tif
+from hyperfollow.risk.breakers import StateChange
+from hyperfollow.risk.gate import TradingState
+from hyperfollow.risk.leaders import LeaderStatus
 
 ZERO = Decimal(0)
 
@@ -257,6 +264,22 @@ class CopyJournal(Protocol):
         """The time of the follower's latest recorded fill: where its fill backfill resumes."""
         ...
 
+    async def leader_statuses(self) -> dict[str, LeaderStatus]:
+        """Every recorded leader status, by (lower-case) leader."""
+        ...
+
+    async def save_leader_status(self, status: LeaderStatus, *, now_ms: int) -> None:
+        """Record ``status`` as the leader's (replacing the previous one)."""
+        ...
+
+    async def record_state_change(self, account: str, change: StateChange) -> None:
+        """Append one trading state change of ``account`` (the copy engine's own breakers)."""
+        ...
+
+    async def latest_state(self, account: str) -> TradingState | None:
+        """The state ``account``'s last recorded change moved it to (``None``: never changed)."""
+        ...
+
 
 # ---------------------------------------------------------------------------- in memory
 
@@ -282,6 +305,8 @@ class InMemoryJournal:
     cursors: dict[tuple[str, str], Cursor] = field(default_factory=dict)
     held: dict[tuple[str, str, str], HeldPosition] = field(default_factory=dict)
     sent_marks: list[str] = field(default_factory=list)
+    leader_table: dict[str, LeaderStatus] = field(default_factory=dict)
+    state_changes: list[tuple[str, StateChange]] = field(default_factory=list)
 
     async def follows(self) -> list[Follow]:
         return [f for f, active in self.follow_table.values() if active]
@@ -394,6 +419,20 @@ class InMemoryJournal:
     async def last_fill_ms(self, follower: str) -> int | None:
         times = [f.time_ms for (addr, _), (f, _) in self.fills.items() if addr == follower.lower()]
         return max(times) if times else None
+
+    async def leader_statuses(self) -> dict[str, LeaderStatus]:
+        return dict(self.leader_table)
+
+    async def save_leader_status(self, status: LeaderStatus, *, now_ms: int) -> None:
+        leader = status.leader.lower()
+        self.leader_table[leader] = replace(status, leader=leader)
+
+    async def record_state_change(self, account: str, change: StateChange) -> None:
+        self.state_changes.append((account.lower(), change))
+
+    async def latest_state(self, account: str) -> TradingState | None:
+        mine = [c for a, c in self.state_changes if a == account.lower()]
+        return mine[-1].to_state if mine else None
 
     # ------------------------------------------------------------------ for tests
 

@@ -15,15 +15,25 @@
 * **Pre-trade gate** (``risk.gate.check_order``, when ``ServiceConfig.risk_limits`` is set): a
   ``RiskSnapshot`` of the follower (equity from the cached snapshot, positions from it moved by our
   fills since, marks from the service's mids, our order times of the last minute, the newest mid's age,
-  the day's starting equity per UTC day, the kill switch) and the follower's ``TradingState``, stepped by
-  ``breakers.next_state`` on each decision. Intents of one decision are checked in order, each seeing the
-  ones before it as filled (a flip's close, then its open). Refused opens become ``SKIP_RISK_GATE``.
+  the day's starting equity per UTC day, the kill switch) and the follower's ``TradingState``. Intents of
+  one decision are checked in order, each seeing the ones before it as filled (a flip's close, then its
+  open). Refused opens become ``SKIP_RISK_GATE``.
+
+One trading state per account. With ``ServiceConfig.trading_state`` (the risk service's ``state``, when it
+runs beside the copy engine) that provider *is* the state: no breakers run here, the gate checks with the
+provided state, and without ``risk_limits`` the state alone is enforced (outside ACTIVE, opens are refused;
+closes always pass). Standalone, the state is this glue's own, stepped by ``breakers.next_state`` on each
+decision; every change is recorded in the journal (``record_state_change``) and a restart resumes in the
+latest recorded state (a HALTED follower stays HALTED until a reset).
 
 Leader health (``assess_leader``) runs on each leader snapshot the service reads, with the previous one
 and the leader fills the mirror stream delivered in between; a position gone without fills is confirmed
 with a ``fills_since`` backfill (a stream lagging behind the snapshot must not look like a liquidation)
 before our copies of the coin are closed (reduce-only, reason ``leader_liquidated``) for every follow.
-Statuses, states and offsets live in memory: a restart starts them afresh (see the report).
+Leader statuses are kept in the journal (``save_leader_status``) and loaded at start, so a blacklist or a
+pause outlives a restart: every change of blacklist or pause is saved at once, a new peak equity at most
+once a minute (a peak lost to a crash only makes the drawdown look smaller for a minute's worth of gains).
+Flip-guard offsets live in memory: a restart reconciles them afresh.
 """
 
 from __future__ import annotations
@@ -41,7 +51,7 @@ from hyperfollow.domain.model import AccountSnapshot, Fill, Side
 from hyperfollow.domain.rules import Instrument
 from hyperfollow.risk.breakers import StateChange, next_state, reset, utc_day_start_ms
 from hyperfollow.risk.exits import ExitReason
-from hyperfollow.risk.gate import PositionMark, RiskSnapshot, TradingState, check_order
+from hyperfollow.risk.gate import GateReason, PositionMark, RiskSnapshot, TradingState, check_order
 from hyperfollow.risk.leaders import LeaderEventKind, LeaderStatus, assess_leader
 from hyperfollow.risk.reconcile import flip_guard
 
@@ -53,6 +63,7 @@ log = structlog.get_logger(__name__)
 
 ZERO = Decimal(0)
 MAX_BUFFERED_FILLS = 10_000  # per leader, between two snapshots
+PEAK_SAVE_MS = 60_000  # a leader status whose only change is a new peak equity is saved at most this often
 
 
 class RiskGlue:
@@ -70,12 +81,40 @@ class RiskGlue:
         self._leader_prev: dict[str, AccountSnapshot] = {}
         self._leader_fills: dict[str, list[Fill]] = {}
         self._reflected: dict[str, set[str]] = {}  # leader -> fills already in its previous snapshot
+        self._saved: dict[str, tuple[LeaderStatus, int]] = {}  # leader -> (status as saved, when)
         self.tasks: set[asyncio.Task[None]] = set()
+
+    async def load(self) -> None:
+        """At start: the leader statuses recorded before a restart, and (standalone) each follower's last
+        recorded trading state."""
+        journal = self._svc.journal
+        for leader, status in (await journal.leader_statuses()).items():
+            self._leaders[leader] = status
+            self._saved[leader] = (status, self._svc.now_ms())
+            if status.paused or status.blacklisted_until_ms is not None:
+                log.warning("copy.leader_status_restored", leader=leader, paused=status.paused,
+                            blacklisted_until_ms=status.blacklisted_until_ms)  # fmt: skip
+        if self.provided:
+            return
+        for follower in self._svc.venues:
+            latest = await journal.latest_state(follower)
+            if latest is not None and latest is not TradingState.ACTIVE:
+                self._states[follower] = latest
+                log.warning("copy.risk_state_restored", follower=follower, state=latest.value)
 
     # ------------------------------------------------------------------ public state
 
+    @property
+    def provided(self) -> bool:
+        """True when the trading state comes from ``ServiceConfig.trading_state`` (no breakers here)."""
+        return self._svc.config.trading_state is not None
+
     def state(self, follower: str) -> TradingState:
-        """The follower's trading state (ACTIVE until the gate's first decision says otherwise)."""
+        """The follower's trading state: the provider's, else our own (ACTIVE until the gate's first
+        decision says otherwise)."""
+        provider = self._svc.config.trading_state
+        if provider is not None:
+            return provider(follower.lower())
         return self._states.get(follower.lower(), TradingState.ACTIVE)
 
     def set_kill_switch(self, follower: str, on: bool) -> None:
@@ -87,12 +126,15 @@ class RiskGlue:
         """Leave HALTED on a person's request (``breakers.ResetRefused`` while a halt condition holds)."""
         follower = follower.lower()
         limits = self._svc.config.risk_limits
+        if self.provided:  # the state is the risk service's: a reset goes there
+            log.warning("copy.reset_ignored", follower=follower, by=by, why="trading state is provided")
+            return self.state(follower)
         if limits is None:
             return self.state(follower)
         now = self._svc.now_ms()
         risk = self._snapshot(follower, await self._svc.follower_snapshot(follower), now)
         new, changes = reset(risk, limits, self.state(follower), now, by=by)
-        self._set_state(follower, new, changes)
+        await self._set_state(follower, new, changes)
         return new
 
     def leader_status(self, leader: str) -> LeaderStatus:
@@ -199,7 +241,28 @@ class RiskGlue:
         if svc.config.risk_limits is not None and kept:
             kept, refused = await self._gate(follow.follower, kept, now)
             skipped += refused
+        elif self.provided and kept:
+            kept, refused = self._obey_state(follow.follower, kept)
+            skipped += refused
         return kept, skipped, bool(blocked)
+
+    def _obey_state(self, follower: str, wanted: list[CopyIntent]) -> tuple[list[CopyIntent], list[Skip]]:
+        """No limits, a provided state: outside ACTIVE only reduce-only intents go (what the gate's state
+        check does; a copy intent that shrinks a position is always reduce-only)."""
+        state = self.state(follower)
+        if state is TradingState.ACTIVE:
+            return wanted, []
+        reason = GateReason.HALTED if state is TradingState.HALTED else GateReason.REDUCING
+        text = f"{reason.value} (trading state is {state.value})"
+        kept = [i for i in wanted if i.reduce_only]
+        refused = [
+            _skip(i, SkipReason.SKIP_RISK_GATE, numbers(gate=reason.name), text=text)
+            for i in wanted
+            if not i.reduce_only
+        ]
+        for skip in refused:
+            log.info("copy.risk_refused", follower=follower, coin=skip.coin, gate=reason.name, text=text)
+        return kept, refused
 
     async def _gate(
         self, follower: str, wanted: list[CopyIntent], now: int
@@ -207,8 +270,11 @@ class RiskGlue:
         limits = self._svc.config.risk_limits
         assert limits is not None
         risk = self._snapshot(follower, await self._svc.follower_snapshot(follower), now)
-        new, changes = next_state(risk, limits, self.state(follower), now)
-        self._set_state(follower, new, changes)
+        if self.provided:  # one state per account: the provider's (its breakers run elsewhere)
+            new = self.state(follower)
+        else:
+            new, changes = next_state(risk, limits, self.state(follower), now)
+            await self._set_state(follower, new, changes)
         positions = dict(risk.positions)
         times = list(risk.recent_order_times_ms)
         kept: list[CopyIntent] = []
@@ -259,10 +325,14 @@ class RiskGlue:
             kill_switch=follower in self._kill,
         )
 
-    def _set_state(self, follower: str, new: TradingState, changes: list[StateChange]) -> None:
+    async def _set_state(self, follower: str, new: TradingState, changes: list[StateChange]) -> None:
         self._states[follower] = new
-        for change in changes:  # every change is an event (logged; persisting it is the store's job)
+        for change in changes:  # every change is an event: logged and recorded (a restart resumes in it)
             log.warning("copy.risk_state", follower=follower, change=change.to_dict())
+            try:
+                await self._svc.journal.record_state_change(follower, change)
+            except Exception:  # a failed record must not stop the gate; the state holds in memory
+                log.exception("copy.risk_state_save_failed", follower=follower)
 
     # ------------------------------------------------------------------ leader health
 
@@ -295,6 +365,7 @@ class RiskGlue:
             fills += [f for f in backfill if f.ref not in known]
             new, events = assess_leader(status, prev, snap, fills, policy, now)
         self._leaders[leader] = new
+        await self._save_status(new, now)
         for event in events:
             log.warning("copy.leader_health", leader=leader, kind=event.kind.value, coin=event.coin,
                         detail=event.detail, blacklisted_until_ms=new.blacklisted_until_ms)  # fmt: skip
@@ -306,6 +377,26 @@ class RiskGlue:
             )
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
+
+    async def _save_status(self, status: LeaderStatus, now: int) -> None:
+        """Record a changed status: a blacklist or pause change at once, a new peak at most once a minute."""
+        saved = self._saved.get(status.leader)
+        if saved is not None:
+            old, when = saved
+            if old == status:
+                return
+            health_same = (old.paused, old.blacklisted_until_ms) == (
+                status.paused,
+                status.blacklisted_until_ms,
+            )
+            if health_same and now - when < PEAK_SAVE_MS:  # only the peak moved, and it was saved lately
+                return
+        try:
+            await self._svc.journal.save_leader_status(status, now_ms=now)
+        except Exception:  # the status holds in memory; the next change saves again
+            log.exception("copy.leader_status_save_failed", leader=status.leader)
+            return
+        self._saved[status.leader] = (status, now)
 
     async def close_copies(self, leader: str, coins: list[str], now: int) -> None:
         """Close our copies of ``coins`` for every follow of ``leader`` (reduce-only, through ``act``)."""

@@ -47,7 +47,7 @@ from hyperfollow.domain.errors import UnknownInstrument
 from hyperfollow.domain.model import AccountSnapshot, Fill
 from hyperfollow.domain.rules import Instrument
 from hyperfollow.ports.venue import LeaderFeed, MarketData, Venue
-from hyperfollow.risk.gate import RiskLimits
+from hyperfollow.risk.gate import RiskLimits, TradingState
 from hyperfollow.risk.leaders import LeaderHealthPolicy
 
 log = structlog.get_logger(__name__)
@@ -74,6 +74,10 @@ class ServiceConfig:
     risk_limits: RiskLimits | None = None  # the pre-trade gate and breakers per follower; None = off
     leader_health: LeaderHealthPolicy | None = field(default_factory=LeaderHealthPolicy)  # None = off
     flip_guard: bool = True  # an open waits while our record disagrees with the venue's position
+    # The account's trading state from elsewhere (``RiskService.state`` when the risk service runs beside
+    # the copy engine: one state per account). Given, the copy engine runs no breakers of its own and obeys
+    # it (opens refused outside ACTIVE, closes always pass); None = its own breakers (with ``risk_limits``).
+    trading_state: Callable[[str], TradingState] | None = None
 
 
 class CopyService:
@@ -268,6 +272,7 @@ class CopyService:
     async def start(self) -> list[CopyEvent]:
         """Load the follows, reconcile the journal with the venue, catch up fills, then start copying.
         Returns the start-up events (resolved, resent, abandoned)."""
+        await self.risk.load()  # leader statuses (and its own trading states) from before a restart
         for follow in await self.journal.follows():
             if follow.follower not in self.venues:
                 log.warning("copy.follow_without_venue", follower=follow.follower, leader=follow.leader)

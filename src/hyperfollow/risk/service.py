@@ -85,6 +85,15 @@ class RiskEvent:
     data: Mapping[str, Any] = field(default_factory=dict)
 
 
+class AccountStates(dict[str, TradingState]):
+    """Each account's trading state, by (lower-case) account; also callable, ``states(account)`` (ACTIVE for
+    an account it does not know), which is the provider the copy engine takes
+    (``ServiceConfig.trading_state=risk.state``: one trading state per account)."""
+
+    def __call__(self, account: str) -> TradingState:
+        return self.get(account.lower(), TradingState.ACTIVE)
+
+
 class RiskService:
     """Exits, native stops, stale orders, breakers, dead man's switch and reconciliation for ``venues``."""
 
@@ -122,7 +131,7 @@ class RiskService:
         self._on_holdings_change = on_holdings_change
         self._save_lock = asyncio.Lock()  # saves in order, each of the book as it is then
         self.listeners: list[Callable[[RiskEvent], None]] = []
-        self.state: dict[str, TradingState] = dict.fromkeys(self.venues, TradingState.ACTIVE)
+        self.state = AccountStates(dict.fromkeys(self.venues, TradingState.ACTIVE))  # risk.state(account)
         self.changes: list[tuple[str, StateChange]] = []
         self.kill_switch = False
         self.last_mids_ms: int | None = None

@@ -3,7 +3,9 @@
 Each method is one short transaction (no venue I/O inside: see ``store/db.py``). ``begin`` writes a
 decision's intents, skips and the follow's cursor together, so after a crash either all of a leader fill's
 handling is durable or none of it is; ``record_fill`` records a fill and moves the attributed leader's
-position together, so a fill is never counted twice nor lost between the two.
+position together, so a fill is never counted twice nor lost between the two. Leader statuses go to
+``leader_status``; the copy engine's own trading state changes to ``risk_events`` (the same table as the risk
+service's, through ``RiskEventRepository``: one account has one history of states).
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from hyperfollow.copy.journal import (
 )
 from hyperfollow.copy.model import CopyIntent, FollowSettings, Skip, StopAction
 from hyperfollow.domain.model import Fill
+from hyperfollow.risk.breakers import StateChange
+from hyperfollow.risk.gate import TradingState
+from hyperfollow.risk.leaders import LeaderStatus
 from hyperfollow.store.follows import FollowRecord
 from hyperfollow.store.journal import JournalEntry, JournalState
 from hyperfollow.store.positions import PositionRecord
@@ -208,6 +213,22 @@ class StoreCopyJournal:
     async def last_fill_ms(self, follower: str) -> int | None:
         async with self.store.transaction() as tx:
             return await tx.fills.last_time_ms(follower)
+
+    async def leader_statuses(self) -> dict[str, LeaderStatus]:
+        async with self.store.transaction() as tx:
+            return {s.leader: s for s in await tx.leaders.all()}
+
+    async def save_leader_status(self, status: LeaderStatus, *, now_ms: int) -> None:
+        async with self.store.transaction() as tx:
+            await tx.leaders.put(status, now_ms=now_ms)
+
+    async def record_state_change(self, account: str, change: StateChange) -> None:
+        async with self.store.transaction() as tx:
+            await tx.risk_events.record(account, change)
+
+    async def latest_state(self, account: str) -> TradingState | None:
+        async with self.store.transaction() as tx:
+            return await tx.risk_events.latest_state(account)
 
 
 def _entry(intent: CopyIntent, now_ms: int) -> JournalEntry:

@@ -197,6 +197,19 @@ class RiskEventRow(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON)  # StateChange.to_dict()
 
 
+class LeaderStatusRow(Base):
+    """A leader's health as the copy engine judged it: blacklisted (liquidated) until, paused (drawdown), and
+    the peak equity the drawdown is measured from. Kept so that a restart does not forget a blacklist."""
+
+    __tablename__ = "leader_status"
+
+    leader: Mapped[str] = mapped_column(String(ADDRESS), primary_key=True)
+    blacklisted_until_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    paused: Mapped[bool] = mapped_column(Boolean)
+    peak_equity: Mapped[Decimal] = mapped_column(Money)
+    updated_ms: Mapped[int] = mapped_column(BigInteger)
+
+
 ALL_TABLES = [
     FollowRow.__table__,
     JournalRow.__table__,
@@ -206,4 +219,5 @@ ALL_TABLES = [
     SkipRow.__table__,
     RiskHoldingRow.__table__,
     RiskEventRow.__table__,
+    LeaderStatusRow.__table__,
 ]

@@ -25,6 +25,7 @@ from hyperfollow.store.db import create_engine, session_factory
 from hyperfollow.store.fills import FillRepository
 from hyperfollow.store.follows import FollowRepository
 from hyperfollow.store.journal import JournalRepository
+from hyperfollow.store.leaders import LeaderStatusRepository
 from hyperfollow.store.migrate import migrate_async
 from hyperfollow.store.positions import PositionRepository
 from hyperfollow.store.risk import HoldingRepository, RiskEventRepository
@@ -44,6 +45,7 @@ class UnitOfWork:
     skips: SkipRepository = field(init=False)
     holdings: HoldingRepository = field(init=False)
     risk_events: RiskEventRepository = field(init=False)
+    leaders: LeaderStatusRepository = field(init=False)
 
     def __post_init__(self) -> None:
         self.follows = FollowRepository(self.session)
@@ -54,6 +56,7 @@ class UnitOfWork:
         self.skips = SkipRepository(self.session)
         self.holdings = HoldingRepository(self.session)
         self.risk_events = RiskEventRepository(self.session)
+        self.leaders = LeaderStatusRepository(self.session)
 
 
 class Store:

@@ -159,9 +159,9 @@ async def _look(url: str) -> tuple[set[str], str | None]:
 
 async def test_migration_0002_up_and_down(migrated_url: str) -> None:
     risk = {"risk_holdings", "risk_events"}
-    names, revision = await _look(migrated_url)
+    names, head = await _look(migrated_url)
     assert names >= risk
-    assert revision == "0002"
+    assert head >= "0002"
     await downgrade_async(migrated_url, "0001")
     names, revision = await _look(migrated_url)
     assert not names & risk
@@ -170,4 +170,4 @@ async def test_migration_0002_up_and_down(migrated_url: str) -> None:
     await migrate_async(migrated_url)  # back to head, so the module's database ends migrated
     names, revision = await _look(migrated_url)
     assert names >= risk
-    assert revision == "0002"
+    assert revision == head

@@ -23,6 +23,7 @@ TABLES = {
     "skips",
     "risk_holdings",
     "risk_events",
+    "leader_status",
 }
 
 
@@ -51,7 +52,7 @@ async def test_upgrade_from_nothing_then_downgrade_to_base(store_url: str) -> No
     await migrate_async(store_url)
     names, revision, diffs = await _inspect(store_url)
     assert names >= TABLES | {"alembic_version"}
-    assert revision == "0002"
+    assert revision == "0003"
     assert diffs == [], f"tables.py and the migrations disagree: {diffs}"
 
     await migrate_async(store_url)  # at head already: a no-op
@@ -63,7 +64,7 @@ async def test_upgrade_from_nothing_then_downgrade_to_base(store_url: str) -> No
     await migrate_async(store_url)  # and back up, so the module's database ends migrated
     names, revision, _ = await _inspect(store_url)
     assert names >= TABLES
-    assert revision == "0002"
+    assert revision == "0003"
 
 
 def test_sync_migrate_for_scripts(store_url: str) -> None:
@@ -72,4 +73,4 @@ def test_sync_migrate_for_scripts(store_url: str) -> None:
     migrate(store_url)
     names, revision, diffs = asyncio.run(_inspect(store_url))
     assert names >= TABLES
-    assert (revision, diffs) == ("0002", [])
+    assert (revision, diffs) == ("0003", [])

@@ -1,6 +1,7 @@
 """The copy engine on the risk layer (SimVenue, stepped embedded exchange, in-memory journal): the pre-trade
 gate and breakers per follower, the flip guard with its reconcile, leader health (liquidated -> close and
-blacklist; drawdown -> pause), each as the copies a leader's trades produce."""
+blacklist; drawdown -> pause), each as the copies a leader's trades produce; a provided trading state (the
+risk service's) obeyed; leader statuses and the glue's own trading state kept across a restart."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from hyperfollow.domain.model import AccountSnapshot, Fill, OrderRequest, Side, 
 from hyperfollow.exchange.embedded import EmbeddedExchange
 from hyperfollow.risk.gate import RiskLimits, TradingState
 from hyperfollow.risk.leaders import LeaderHealthPolicy
+from hyperfollow.risk.service import AccountStates
 
 
 @pytest.fixture
@@ -294,3 +296,106 @@ async def test_an_outcome_that_stays_unknown_schedules_a_reconcile_of_the_follow
     [entry] = [e for e in logs if e["event"] == "copy.reconcile_after_unknown"]
     assert entry["follower"] == F1
     assert reads  # the follower's account was read again
+
+
+# ---------------------------------------------------------------------- what outlives a restart
+
+
+async def test_a_blacklisted_leader_stays_blacklisted_after_a_restart_on_the_same_journal(
+    world: World,
+) -> None:
+    svc, feed = await _watched(world)
+    await world.trade(LEADER, Side.BUY, "1")
+    await svc.settle()
+    await svc.leader_snapshot(LEADER, fresh=True)
+    await _unseen_close(world, svc, feed)
+    await svc.leader_snapshot(LEADER, fresh=True)  # liquidated: ours closed, the leader blacklisted
+    await svc.settle()
+    until = svc.risk.leader_status(LEADER).blacklisted_until_ms
+    assert until is not None
+    assert world.journal.leader_table[LEADER].blacklisted_until_ms == until  # saved at once
+    await svc.close()
+
+    again = world.service(F1)  # the process restarts on the same journal
+    await again.start()
+    assert again.risk.leader_status(LEADER).blacklisted_until_ms == until
+    await world.trade(LEADER, Side.BUY, "1")  # a new open of the blacklisted leader: still skipped
+    await again.settle()
+    assert await world.position(F1) == 0
+    [skip] = _skips(world, SkipReason.SKIP_LEADER_BLACKLISTED)
+    assert D(skip["blacklisted_until_ms"]) == until
+
+
+async def test_a_new_peak_alone_is_saved_at_most_once_a_minute(world: World) -> None:
+    svc, _ = await _watched(world)
+    await svc.leader_snapshot(LEADER, fresh=True)
+    first = world.journal.leader_table[LEADER]
+    assert (first.peak_equity, first.paused, first.blacklisted_until_ms) == (D("100000"), False, None)
+    world.exchange.fund(LEADER, "1000")  # a higher peak, seconds later: kept in memory only
+    await world.leaders[LEADER].step(3_000)
+    await svc.leader_snapshot(LEADER, fresh=True)
+    assert svc.risk.leader_status(LEADER).peak_equity == D("101000")
+    assert world.journal.leader_table[LEADER] == first
+    await world.leaders[LEADER].step(60_000)  # a minute on: the peak is saved
+    await svc.leader_snapshot(LEADER, fresh=True)
+    assert world.journal.leader_table[LEADER].peak_equity == D("101000")
+
+
+# ---------------------------------------------------------------------- one trading state per account
+
+
+@pytest.mark.parametrize("limits", [None, RiskLimits()], ids=["state-only", "with-limits"])
+async def test_a_provided_halted_state_refuses_opens_and_lets_closes_through(
+    world: World, limits: RiskLimits | None
+) -> None:
+    states = AccountStates({F1: TradingState.ACTIVE})  # what RiskService.state is
+    svc = await _copying(world, risk_limits=limits, trading_state=states)
+    await world.trade(LEADER, Side.BUY, "1")
+    await svc.settle()
+    assert await world.position(F1) == D("0.1")
+    states[F1] = TradingState.HALTED  # the risk service's breakers halted the account
+    assert svc.risk.state(F1.upper().replace("0X", "0x")) is TradingState.HALTED
+    await world.trade(LEADER, Side.BUY, "1")  # an add: refused
+    await svc.settle()
+    assert await world.position(F1) == D("0.1")
+    [detail] = _skips(world, SkipReason.SKIP_RISK_GATE)
+    assert detail["gate"] == "HALTED"
+    await world.trade(LEADER, Side.SELL, "2")  # the close goes
+    await svc.settle()
+    assert await world.position(F1) == 0
+    svc.risk.set_kill_switch(F1, True)  # no breakers of its own: the state stays the provider's
+    assert await svc.risk.reset(F1) is TradingState.HALTED
+    assert world.journal.state_changes == []
+    states[F1] = TradingState.ACTIVE
+    svc.risk.set_kill_switch(F1, False)
+    await world.trade(LEADER, Side.BUY, "1")
+    await svc.settle()
+    assert await world.position(F1) == D("0.1")
+
+
+async def test_standalone_state_changes_are_recorded_and_halted_is_restored_after_a_restart(
+    world: World,
+) -> None:
+    svc = await _copying(world, risk_limits=RiskLimits())
+    await world.trade(LEADER, Side.BUY, "1")
+    await svc.settle()
+    svc.risk.set_kill_switch(F1, True)
+    await world.trade(LEADER, Side.BUY, "1")  # halts
+    await svc.settle()
+    [(account, change)] = world.journal.state_changes
+    assert (account, change.from_state, change.to_state) == (F1, TradingState.ACTIVE, TradingState.HALTED)
+    assert change.reason.name == "KILL_SWITCH"
+    await svc.close()
+
+    again = world.service(F1, risk_limits=RiskLimits())  # the switch is not on in the new process
+    await again.start()
+    assert again.risk.state(F1) is TradingState.HALTED  # but the halt is sticky across the restart
+    await world.trade(LEADER, Side.BUY, "1")
+    await again.settle()
+    assert await world.position(F1) == D("0.1")
+    assert [d["gate"] for d in _skips(world, SkipReason.SKIP_RISK_GATE)] == ["KILL_SWITCH", "HALTED"]
+    assert await again.risk.reset(F1) is TradingState.ACTIVE
+    assert await world.journal.latest_state(F1) is TradingState.ACTIVE
+    await world.trade(LEADER, Side.BUY, "1")
+    await again.settle()
+    assert await world.position(F1) == D("0.2")
