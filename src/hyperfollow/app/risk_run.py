@@ -28,9 +28,11 @@ async def start_risk(
     known_cloids: Callable[[], Collection[str]],
     settings: RiskSettings | None = None,
 ) -> RiskService:
-    """Restore the accounts' holdings from ``store``, start the risk service, return it (close it after)."""
+    """Restore the accounts' holdings and trading states from ``store``, start the risk service, return it
+    (close it after). A HALTED account stays halted across restarts: only a manual reset ends a halt."""
     persist = RiskPersistence(store, clock=clock)
     restore = await persist.restore(list(venues))
+    states = {a: state for a in venues if (state := await persist.latest_state(a)) is not None}
     risk = RiskService(
         venues,
         clock=clock,
@@ -39,6 +41,7 @@ async def start_risk(
         restore=restore,
         on_state_change=persist.on_state_change,
         on_holdings_change=persist.save_holdings,
+        restore_states=states,
     )
     await risk.start()
     return risk

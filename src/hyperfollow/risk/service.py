@@ -110,6 +110,7 @@ class RiskService:
         on_state_change: Callable[[str, StateChange], Awaitable[None] | None] | None = None,
         restore: Iterable[Holding] = (),
         on_holdings_change: Callable[[str, list[Holding]], Awaitable[None] | None] | None = None,
+        restore_states: Mapping[str, TradingState] | None = None,
     ) -> None:
         if not venues:
             raise ValueError("a risk service needs at least one account")
@@ -132,6 +133,9 @@ class RiskService:
         self._save_lock = asyncio.Lock()  # saves in order, each of the book as it is then
         self.listeners: list[Callable[[RiskEvent], None]] = []
         self.state = AccountStates(dict.fromkeys(self.venues, TradingState.ACTIVE))  # risk.state(account)
+        for account, state in (restore_states or {}).items():  # a halt outlives a restart (reset is manual)
+            if account.lower() in self.state:
+                self.state[account.lower()] = state
         self.changes: list[tuple[str, StateChange]] = []
         self.kill_switch = False
         self.last_mids_ms: int | None = None
