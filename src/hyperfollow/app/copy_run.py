@@ -40,11 +40,12 @@ from hyperfollow.adapters.hyperliquid.config import HyperliquidConfig
 from hyperfollow.adapters.hyperliquid.venue import HyperliquidVenue, connect
 from hyperfollow.app.follow_config import CopyConfig
 from hyperfollow.app.report import CopyReport, EquitySeries, LeaderLine, percentile
-from hyperfollow.app.risk_run import start_risk
+from hyperfollow.app.risk_run import policy_by_leader, start_risk
 from hyperfollow.copy.model import CopyMode, ExecutionStyle, FollowSettings, StopAction
 from hyperfollow.copy.service import CopyService, ServiceConfig
 from hyperfollow.copy.state import CopyEvent, EventKind
 from hyperfollow.domain.model import AccountSnapshot
+from hyperfollow.risk.exits import ExitPolicy
 from hyperfollow.risk.gate import TradingState
 from hyperfollow.risk.service import RiskService
 from hyperfollow.store.copy_journal import StoreCopyJournal
@@ -455,8 +456,13 @@ async def run_copy(
         for event in await service.start():
             console.print(f"start-up: {event.kind.value} {event.coin} {event.cloid} {event.reason}")
         copy_ledger = service.ledger
+        policies = {spec.leader: spec.exit_policy for spec in config.follows}
         risk = await start_risk(
-            {follower: venue}, store, clock=service.now_ms, known_cloids=copy_ledger.in_flight_cloids
+            {follower: venue},
+            store,
+            clock=service.now_ms,
+            known_cloids=copy_ledger.in_flight_cloids,
+            policy_for=policy_by_leader(copy_ledger, policies, ExitPolicy()),
         )
         console.print(
             f"copying {len(config.follows)} leader(s) for {follower} on {venue_config.base_url}"

@@ -14,6 +14,7 @@ slippage_cap_pct = 0.3
 leader = "0x1111111111111111111111111111111111111111"
 name = "swing whale"         # optional label for views and reports
 budget_usd = 2000
+exit = { stop_loss_roe_pct = 10, take_profit_tiers = [[20, 0.3]], trailing_retrace_pct = 8 }
 
 [[follow]]
 leader = "0x2222222222222222222222222222222222222222"
@@ -29,17 +30,23 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from hyperfollow.copy.model import FollowSettings
+from hyperfollow.risk.exits import ExitPolicy, TakeProfitTier
 
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _VENUE_KEYS = frozenset({"network", "base_url", "account_address", "vault_address"})
 _SETTING_KEYS = frozenset(f.name for f in fields(FollowSettings))
-_FOLLOW_KEYS = _SETTING_KEYS | {"leader", "name"}
+_FOLLOW_KEYS = _SETTING_KEYS | {"leader", "name", "exit"}
+_EXIT_KEYS = frozenset(
+    {"stop_loss_roe_pct", "stop_loss_price_pct", "take_profit_tiers", "trailing_activation_pct",
+     "trailing_retrace_pct", "max_holding_hours", "break_even_after_tier", "break_even_offset_pct",
+     "liquidation_buffer_pct"}
+)  # fmt: skip
 
 
 class FollowConfigError(ValueError):
@@ -51,6 +58,7 @@ class FollowSpec:
     leader: str  # lower-case address
     settings: FollowSettings
     name: str | None = None
+    exit_policy: ExitPolicy = field(default_factory=ExitPolicy)  # how the risk layer exits its positions
 
     @property
     def label(self) -> str:
@@ -87,7 +95,8 @@ def parse_copy_config(doc: dict[str, Any], source: str = "follow.toml") -> CopyC
     defaults = doc.get("defaults", {})
     if not isinstance(defaults, dict):
         raise FollowConfigError(f"{source}: [defaults] must be a table")
-    _check_keys(defaults, _SETTING_KEYS, f"{source}: [defaults]")
+    _check_keys(defaults, _SETTING_KEYS | {"exit"}, f"{source}: [defaults]")
+    default_exit = defaults.get("exit", {})
     raw_follows = doc.get("follow", [])
     if not isinstance(raw_follows, list) or not raw_follows:
         raise FollowConfigError(f"{source}: no [[follow]] entries: name at least one leader to copy")
@@ -105,7 +114,10 @@ def parse_copy_config(doc: dict[str, Any], source: str = "follow.toml") -> CopyC
         if leader in seen:
             raise FollowConfigError(f"{where}: leader {leader} is followed twice")
         seen.add(leader)
-        options = {**defaults, **{k: v for k, v in raw.items() if k in _SETTING_KEYS}}
+        options = {
+            **{k: v for k, v in defaults.items() if k != "exit"},
+            **{k: v for k, v in raw.items() if k in _SETTING_KEYS},
+        }
         try:
             settings = FollowSettings(**options)
         except (TypeError, ValueError) as exc:
@@ -113,8 +125,33 @@ def parse_copy_config(doc: dict[str, Any], source: str = "follow.toml") -> CopyC
         name = raw.get("name")
         if name is not None and not isinstance(name, str):
             raise FollowConfigError(f"{where}: name must be text")
-        follows.append(FollowSpec(leader, settings, name))
+        exit_policy = _exit_policy(
+            {**default_exit, **raw.get("exit", {})}, f"{where} (leader {leader}): exit"
+        )
+        follows.append(FollowSpec(leader, settings, name, exit_policy))
     return CopyConfig(tuple(follows), venue)
+
+
+def _exit_policy(raw: Any, where: str) -> ExitPolicy:
+    """``exit = { stop_loss_roe_pct = 10, take_profit_tiers = [[20, 0.3], [40, 0.5]],
+    trailing_retrace_pct = 8, trailing_activation_pct = 5, max_holding_hours = 72,
+    break_even_after_tier = 1 }`` (every key optional; missing ones keep the risk layer's defaults)."""
+    if not isinstance(raw, dict):
+        raise FollowConfigError(f"{where} must be a table")
+    _check_keys(raw, _EXIT_KEYS, where)
+    options = {k: v for k, v in raw.items() if k not in ("take_profit_tiers", "max_holding_hours")}
+    try:
+        for key, value in list(options.items()):
+            if key != "break_even_after_tier":
+                options[key] = Decimal(str(value))
+        tiers = tuple(
+            TakeProfitTier(Decimal(str(t)), Decimal(str(f))) for t, f in raw.get("take_profit_tiers", ())
+        )
+        hours = raw.get("max_holding_hours")
+        held = None if hours is None else int(Decimal(str(hours)) * 3_600_000)
+        return ExitPolicy(**options, take_profit_tiers=tiers, max_holding_ms=held)
+    except (TypeError, ValueError, ArithmeticError) as exc:
+        raise FollowConfigError(f"{where}: {exc}") from None
 
 
 def _venue(raw: Any, source: str) -> dict[str, str]:

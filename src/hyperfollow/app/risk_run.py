@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 
+from hyperfollow.copy.state import Ledger
 from hyperfollow.ports.venue import Venue
+from hyperfollow.risk.exits import ExitPolicy
 from hyperfollow.risk.service import RiskService, RiskSettings
 from hyperfollow.store import Store
 from hyperfollow.store.risk_persist import RiskPersistence
@@ -27,6 +29,7 @@ async def start_risk(
     clock: Callable[[], int],
     known_cloids: Callable[[], Collection[str]],
     settings: RiskSettings | None = None,
+    policy_for: Callable[[str, str], ExitPolicy] | None = None,
 ) -> RiskService:
     """Restore the accounts' holdings and trading states from ``store``, start the risk service, return it
     (close it after). A HALTED account stays halted across restarts: only a manual reset ends a halt."""
@@ -42,6 +45,25 @@ async def start_risk(
         on_state_change=persist.on_state_change,
         on_holdings_change=persist.save_holdings,
         restore_states=states,
+        policy_for=policy_for,
     )
     await risk.start()
     return risk
+
+
+def policy_by_leader(
+    ledger: Ledger, policies: Mapping[str, ExitPolicy], default: ExitPolicy
+) -> Callable[[str, str], ExitPolicy]:
+    """The exit policy of a follower's position in a coin: the policy of the follow (leader) that holds the
+    largest share of it in the copy ledger, counting an order still in flight (the risk service may see the
+    fill before the copy engine has its answer); ``default`` for a position no follow holds (adopted or
+    manual)."""
+
+    def policy_for(account: str, coin: str) -> ExitPolicy:
+        leaders = sorted(ledger.leaders_for(account, coin) & set(policies))
+        if not leaders:
+            return default
+        leader = max(leaders, key=lambda lead: abs(ledger.position(account, lead, coin)))
+        return policies[leader]
+
+    return policy_for

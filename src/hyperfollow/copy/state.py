@@ -106,6 +106,11 @@ class Ledger:
             flight.acked = max(flight.acked, filled)
             self._prune(cloid, flight)
 
+    def leaders_for(self, follower: str, coin: str) -> set[str]:
+        """Leaders whose copies hold ``coin`` for ``follower`` or have an order in flight in it."""
+        held = {k[1] for k, p in self._held.items() if k[0] == follower and k[2] == coin and p.size != 0}
+        return held | {f.key[1] for f in self._flights.values() if f.key[0] == follower and f.key[2] == coin}
+
     def in_flight_cloids(self) -> set[str]:
         """Cloids of orders this process sent whose fills are not all recorded yet (incl. maker legs)."""
         return set(self._flights) | set(self._alias)

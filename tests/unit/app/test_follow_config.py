@@ -84,3 +84,35 @@ def test_bad_files_say_where_and_what(tmp_path: Path, text: str, message: str) -
 def test_a_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(FollowConfigError, match="no such file"):
         load_copy_config(tmp_path / "nope.toml")
+
+
+def test_exit_policies_per_follow_with_defaults(tmp_path: Path) -> None:
+    from hyperfollow.risk.exits import ExitPolicy, TakeProfitTier
+
+    text = f"""
+[defaults]
+exit = {{ stop_loss_roe_pct = 12 }}
+
+[[follow]]
+leader = "{A}"
+exit = {{ take_profit_tiers = [[20, 0.3], [40, 0.5]], trailing_retrace_pct = 8, max_holding_hours = 72 }}
+
+[[follow]]
+leader = "{B}"
+"""
+    first, second = load_copy_config(write(tmp_path, text)).follows
+    assert first.exit_policy == ExitPolicy(
+        stop_loss_roe_pct=Decimal(12),
+        take_profit_tiers=(
+            TakeProfitTier(Decimal(20), Decimal("0.3")),
+            TakeProfitTier(Decimal(40), Decimal("0.5")),
+        ),
+        trailing_retrace_pct=Decimal(8),
+        max_holding_ms=72 * 3_600_000,
+    )
+    assert second.exit_policy == ExitPolicy(stop_loss_roe_pct=Decimal(12))
+    bad = f'[[follow]]\nleader = "{A}"\nexit = {{ take_profit_tiers = [[40, 0.3], [20, 0.3]] }}'
+    with pytest.raises(FollowConfigError, match="exit: take-profit triggers must be strictly increasing"):
+        load_copy_config(write(tmp_path, bad))
+    with pytest.raises(FollowConfigError, match=r"unknown setting\(s\) \['stop'\]"):
+        load_copy_config(write(tmp_path, f'[[follow]]\nleader = "{A}"\nexit = {{ stop = 1 }}'))
