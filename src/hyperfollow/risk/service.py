@@ -85,6 +85,9 @@ class RiskEvent:
     data: Mapping[str, Any] = field(default_factory=dict)
 
 
+GAP_EVENTS = frozenset({"gap", "backfilled"})  # StreamEvent kinds after which we reconcile
+
+
 class AccountStates(dict[str, TradingState]):
     """Each account's trading state, by (lower-case) account; also callable, ``states(account)`` (ACTIVE for
     an account it does not know), which is the provider the copy engine takes
@@ -174,7 +177,7 @@ class RiskService:
 
     async def start(self) -> None:
         """Subscribe to fills and mids, reconcile, then run the loops."""
-        streams: list[Coroutine[Any, Any, None]] = [self._pump_mids()]
+        streams: list[Coroutine[Any, Any, None]] = [self._pump_mids(), self._watch_gaps()]
         for account, venue in self.venues.items():
             fills = venue.account.stream_fills()  # subscribed before reconciling: nothing falls in between
             streams.append(self._pump_fills(account, fills))
@@ -197,6 +200,16 @@ class RiskService:
                 switch.start()
                 self._deadmen.append(switch)
         log.info("risk.started", accounts=sorted(self.venues), positions=len(self.book))
+
+    async def _watch_gaps(self) -> None:
+        """Reconcile after any stream gap: what happened while a stream was down is read from the venue."""
+        async for event in next(iter(self.venues.values())).events():
+            if event.kind in GAP_EVENTS:
+                log.info("risk.reconcile_after_gap", stream_event=event.kind, detail=event.detail)
+                try:
+                    await self.reconcile_once()
+                except Exception:  # the periodic reconcile tries again; never stop risk for it
+                    log.exception("risk.reconcile_failed")
 
     async def stop_tasks(self) -> None:
         """Stop every loop and stream at once, clearing nothing (what a crash leaves behind)."""

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
+import structlog
 from structlog.testing import capture_logs
 
 from hyperfollow.adapters.sim import SimVenue
@@ -314,3 +315,16 @@ async def test_killed_with_a_stop_the_venue_closes_and_the_restart_sweeps(
         assert second.stops.stop(OURS, "ETH") is None
     finally:
         await second.close()
+
+
+async def test_a_stream_gap_triggers_a_reconcile(venue: tuple[EmbeddedExchange, SimVenue]) -> None:
+    ex, v = venue
+    svc = await started(ex, v, settings())
+    try:
+        with structlog.testing.capture_logs() as logs:
+            await v.force_reconnect()
+            for _ in range(5):
+                await settle()
+        assert any(e["event"] == "risk.reconcile_after_gap" for e in logs)
+    finally:
+        await svc.close()
