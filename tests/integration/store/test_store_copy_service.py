@@ -4,22 +4,17 @@ The venue is the in-process one (a stepped embedded exchange without simulated t
 test is the persistence: a mirror scenario read back from the tables, and a restart on a freshly opened
 store (as a new process would) that resolves, resends and backfills without doing anything twice.
 
-PostgreSQL: ``HYPERFOLLOW_TEST_PG_URL`` (default ``postgresql+asyncpg://postgres@127.0.0.1:5432/test``);
-this module gets a fresh database there, dropped afterwards. An unreachable server fails the tests.
+The databases come from this folder's conftest (``migrated_url``: SQLite in tmp, and a fresh PostgreSQL
+database per module, dropped afterwards; an unreachable server fails the tests).
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from decimal import Decimal
-from pathlib import Path
 
-import asyncpg
 import pytest
-from sqlalchemy.engine import URL, make_url
 
 from hyperfollow.adapters.sim import SimVenue
 from hyperfollow.copy.model import CopyIntent, FollowSettings, SizingMode
@@ -28,57 +23,15 @@ from hyperfollow.copy.state import CopyEvent, EventKind
 from hyperfollow.domain.ids import cloid_for
 from hyperfollow.domain.model import OrderRequest, Side, Tif
 from hyperfollow.exchange.embedded import EmbeddedExchange
-from hyperfollow.store import JournalState, Store, migrate_async
+from hyperfollow.store import JournalState, Store
 from hyperfollow.store.copy_journal import StoreCopyJournal
 
-PG_URL = os.environ.get("HYPERFOLLOW_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 START_MS = 1_767_225_600_000
 TENTH = FollowSettings(sizing=SizingMode.FIXED_MULTIPLIER, multiplier=Decimal("0.1"))
 
 
 def D(x: str) -> Decimal:  # noqa: N802 - reads like a literal
     return Decimal(x)
-
-
-# ---------------------------------------------------------------------- databases (as in store/conftest.py)
-
-
-def _dsn(url: URL) -> str:
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-async def _admin(url: URL, sql: str) -> None:
-    try:
-        conn = await asyncpg.connect(_dsn(url), timeout=10)
-    except (OSError, asyncpg.PostgresError) as exc:
-        pytest.fail(f"PostgreSQL at {url.render_as_string()} is not reachable ({exc!r})")
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    base = make_url(PG_URL)
-    name = f"hf_test_{secrets.token_hex(6)}"
-    asyncio.run(_admin(base, f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        asyncio.run(_admin(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A migrated database, one per module and backend (tests use their own addresses)."""
-    if request.param == "sqlite":
-        path: Path = tmp_path_factory.mktemp("copy") / "hyperfollow.db"
-        url = f"sqlite+aiosqlite:///{path}"
-    else:
-        url = request.getfixturevalue("pg_url")
-    asyncio.run(migrate_async(url))
-    return url
 
 
 # ---------------------------------------------------------------------- the venue and the service
@@ -130,8 +83,8 @@ class World:
 
 
 @pytest.fixture
-async def world(db_url: str) -> AsyncIterator[World]:
-    w = World(db_url)
+async def world(migrated_url: str) -> AsyncIterator[World]:
+    w = World(migrated_url)
     yield w
     await w.close()
 
