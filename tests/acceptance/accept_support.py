@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import signal
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -155,3 +158,33 @@ async def wait_until(
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(every)
+
+
+@dataclass
+class Child:
+    """One incarnation of a child process under test: its process and its log (JSON lines on stderr, also
+    kept in a file). ``n`` counts the incarnations."""
+
+    proc: asyncio.subprocess.Process
+    log_path: Path
+    n: int = 0
+    lines: list[dict[str, Any]] = field(default_factory=list)
+    reader: asyncio.Task[None] | None = None
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        return [line for line in self.lines if line.get("event") == name]
+
+    async def read(self) -> None:
+        assert self.proc.stderr is not None
+        with self.log_path.open("w") as out:
+            async for raw in self.proc.stderr:
+                text = raw.decode(errors="replace")
+                out.write(text)
+                with contextlib.suppress(ValueError):
+                    self.lines.append(json.loads(text))
+
+    async def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        await self.proc.wait()
+        if self.reader is not None:
+            await self.reader

@@ -11,10 +11,7 @@ ETH around $3,000). The test opens the position through its own adapter on the s
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import os
-import signal
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -23,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from accept_support import Operator, adapter, address, key_hex, operator, serve, wait_until, wallet
+from accept_support import Child, Operator, adapter, address, key_hex, operator, serve, wait_until, wallet
 
 from hyperfollow.adapters.hyperliquid.venue import HyperliquidVenue
 from hyperfollow.domain.model import OrderRequest, OrderState, Side, Tif
@@ -33,34 +30,6 @@ from hyperfollow.store import Store
 
 CHILD = Path(__file__).with_name("risk_child.py")
 ENTRY = Decimal(3000)
-
-
-@dataclass
-class Child:
-    """One incarnation of the risk service: its process and its log (JSON lines, also kept in a file)."""
-
-    proc: asyncio.subprocess.Process
-    log_path: Path
-    lines: list[dict[str, Any]] = field(default_factory=list)
-    reader: asyncio.Task[None] | None = None
-
-    def events(self, name: str) -> list[dict[str, Any]]:
-        return [line for line in self.lines if line.get("event") == name]
-
-    async def read(self) -> None:
-        assert self.proc.stderr is not None
-        with self.log_path.open("w") as out:
-            async for raw in self.proc.stderr:
-                text = raw.decode(errors="replace")
-                out.write(text)
-                with contextlib.suppress(ValueError):
-                    self.lines.append(json.loads(text))
-
-    async def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        await self.proc.wait()
-        if self.reader is not None:
-            await self.reader
 
 
 async def spawn(url: str, db_url: str, account: str, key: str, log_path: Path) -> Child:

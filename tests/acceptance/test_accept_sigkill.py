@@ -20,11 +20,9 @@ says what it reconciled.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import random
-import signal
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -32,10 +30,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import groupby
 from pathlib import Path
-from typing import Any
 
 import pytest
-from accept_support import Operator, adapter, address, key_hex, operator, serve, wait_until, wallet
+from accept_support import Child, Operator, adapter, address, key_hex, operator, serve, wait_until, wallet
 
 from hyperfollow.adapters.hyperliquid import parse
 from hyperfollow.adapters.hyperliquid.venue import HyperliquidVenue
@@ -61,35 +58,6 @@ def D(x: str) -> Decimal:  # noqa: N802 - reads like a literal
 
 
 @dataclass
-class Child:
-    """One incarnation of the engine: its process and its log (JSON lines, also kept in a file)."""
-
-    n: int
-    proc: asyncio.subprocess.Process
-    log_path: Path
-    lines: list[dict[str, Any]] = field(default_factory=list)
-    reader: asyncio.Task[None] | None = None
-
-    def events(self, name: str) -> list[dict[str, Any]]:
-        return [line for line in self.lines if line.get("event") == name]
-
-    async def read(self) -> None:
-        assert self.proc.stderr is not None
-        with self.log_path.open("w") as out:
-            async for raw in self.proc.stderr:
-                text = raw.decode(errors="replace")
-                out.write(text)
-                with contextlib.suppress(ValueError):
-                    self.lines.append(json.loads(text))
-
-    async def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        await self.proc.wait()
-        if self.reader is not None:
-            await self.reader
-
-
-@dataclass
 class Harness:
     url: str
     db_url: str
@@ -112,7 +80,7 @@ class Harness:
             sys.executable, str(CHILD), *args, stdin=quiet, stdout=quiet, stderr=asyncio.subprocess.PIPE,
             env={**os.environ, "HF_CHILD_KEY": self.follower_key},  # the key never on a command line
         )  # fmt: skip
-        child = Child(n, proc, self.tmp / f"child-{n}.log")
+        child = Child(proc, self.tmp / f"child-{n}.log", n)
         child.reader = asyncio.create_task(child.read())
         self.children.append(child)
         await wait_until(
