@@ -124,7 +124,9 @@ class AccountState(Protocol):
     async def rate_limit(self) -> RateLimitStatus: ...
 
     def stream_fills(self, since_ms: int | None = None) -> AsyncIterator[Fill]:
-        """Each fill of the account once, oldest first; with ``since_ms`` earlier ones are backfilled."""
+        """Each fill of the account once, oldest first; with ``since_ms`` earlier ones are backfilled.
+        Without it, fills from when the venue has the subscription on (a fill executed before the
+        subscription reaches the venue counts as history): pass ``since_ms`` when that instant matters."""
         ...
 
     def stream_orders(self) -> AsyncIterator[OrderState]: ...
