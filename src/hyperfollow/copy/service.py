@@ -38,6 +38,7 @@ from hyperfollow.copy import startup
 from hyperfollow.copy.delta_loop import DeltaLoop
 from hyperfollow.copy.journal import CopyJournal, Cursor, Follow
 from hyperfollow.copy.lifecycle import decide_join, decide_stop
+from hyperfollow.copy.mids import MidsCache
 from hyperfollow.copy.mirror_loop import MirrorLoop, Pump, Received
 from hyperfollow.copy.model import Decision, ExistingPositions, FollowSettings, StopAction, intents, skips
 from hyperfollow.copy.risk_glue import RiskGlue
@@ -100,6 +101,12 @@ class CopyService:
         self._leader_venue = leader_venue or next(iter(self.venues.values()))
         self.journal = journal
         self.config = config or ServiceConfig()
+        self.mids = MidsCache(
+            self._leader_venue.market,
+            monotonic=monotonic,
+            max_age_secs=self.config.marks_max_age_secs,
+            retry_secs=self.config.stream_retry_secs,
+        )
         self.now_ms = clock
         self.sleep = sleep
         self.monotonic = monotonic
@@ -115,9 +122,6 @@ class CopyService:
         self._follower_stale: set[str] = set()  # our own fills changed its equity since the snapshot
         self._refreshing: set[str] = set()
         self._background: set[asyncio.Task[None]] = set()
-        self._mids: dict[str, Decimal] = {}
-        self._mid_at: dict[str, float] = {}  # monotonic time each coin's mid was last seen
-        self._mids_pump: Pump[dict[str, Decimal]] | None = None
         self.sender = Sender(
             self.venues, journal, self.ledger, self.hub, clock=clock, monotonic=monotonic, sleep=sleep
         )
@@ -160,42 +164,15 @@ class CopyService:
 
     def mid(self, coin: str) -> Decimal | None:
         """The last mid seen for ``coin`` (streamed or read), without a request."""
-        return self._mids.get(coin)
+        return self.mids.get(coin)
 
     def last_market_data_ms(self, now_ms: int) -> int | None:
-        """When the newest mid arrived, on the service's clock (mids are timed on the monotonic clock)."""
-        if not self._mid_at:
-            return None
-        return now_ms - int((self.monotonic() - max(self._mid_at.values())) * 1000)
+        """When the newest mid arrived, on the service's clock."""
+        return self.mids.last_seen_ms(now_ms)
 
     async def marks(self, coins: Iterable[str] | None = None) -> dict[str, Decimal]:
-        """Mids. When every coin asked for has a streamed mid younger than ``marks_max_age_secs``, no request
-        is made (the hot path); otherwise (or without ``coins``) one REST read of every dex."""
-        if coins is not None:
-            oldest = self.monotonic() - self.config.marks_max_age_secs
-            if all(self._mid_at.get(c, -1.0) >= oldest for c in coins):
-                return self._mids
-        mids = await self.market.mids()
-        self._set_mids(mids)
-        return dict(self._mids)
-
-    def _set_mids(self, mids: Mapping[str, Decimal]) -> None:
-        now = self.monotonic()
-        self._mids = {**self._mids, **mids}  # a stream of one dex keeps the others' last values
-        for coin in mids:
-            self._mid_at[coin] = now
-
-    def _start_mids(self) -> None:
-        async def open_stream() -> AsyncIterator[dict[str, Decimal]]:
-            return self.market.stream_mids()
-
-        async def handle(batch: list[Received[dict[str, Decimal]]]) -> None:
-            for item in batch:
-                self._set_mids(item[0])
-
-        self._mids_pump = Pump("copy.mids", open_stream, handle, monotonic=self.monotonic,
-                               retry_secs=self.config.stream_retry_secs)  # fmt: skip
-        self._mids_pump.start()
+        """Mids (see ``copy.mids``): no request on the hot path when the streamed ones are fresh."""
+        return await self.mids.marks(coins)
 
     async def leader_snapshot(self, leader: str, *, fresh: bool = False) -> AccountSnapshot:
         now = self.now_ms()
@@ -292,7 +269,7 @@ class CopyService:
             await self._activate(follow, fresh=follow.key in self._fresh)
         self._fresh.clear()
         if self.config.live_marks:
-            self._start_mids()
+            self.mids.start()
         await self.mirror.restart()
         if self.config.delta_loop:
             self.delta.start()
@@ -306,9 +283,7 @@ class CopyService:
         for pump in self._fill_pumps:
             await pump.stop()
         self._fill_pumps = []
-        if self._mids_pump is not None:
-            await self._mids_pump.stop()
-            self._mids_pump = None
+        await self.mids.stop()
         tasks = [*self._background, *self.risk.tasks]
         for task in tasks:
             task.cancel()
