@@ -4,10 +4,10 @@
 
 The account's key comes from ``HF_CHILD_KEY`` (never on the command line, never logged). One account is
 guarded through the real Hyperliquid adapter with a 5 % price stop (``POLICY``) and native stops; its
-holdings and state changes are kept in the store (``RiskPersistence``), restored at start: what a restarted
-risk worker does. The dead man's switch is off here: its scheduled cancel would take the native stop down
-with the process, and this test is about the stop outliving the process. Logs are structlog JSON lines on
-stderr: the service's events (``risk.swept``...) plus ``child.ready`` once ``start()`` returned.
+holdings and state changes are kept in the store, restored at start (``app.risk_run.start_risk``, the
+app's own wiring): what a restarted risk worker does. The dead man's switch is off (as in the app): its
+scheduled cancel would take the native stop down with the process, and this test is about the stop
+outliving the process. Logs are structlog JSON lines on stderr: the service's events (``risk.swept``...) plus ``child.ready`` once ``start()`` returned.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ import structlog
 from hyperfollow.adapters.hyperliquid.config import HyperliquidConfig
 from hyperfollow.adapters.hyperliquid.venue import connect
 from hyperfollow.app.logging import configure_logging
+from hyperfollow.app.risk_run import start_risk
 from hyperfollow.risk.exits import ExitPolicy
-from hyperfollow.risk.service import RiskService, RiskSettings
+from hyperfollow.risk.service import RiskSettings
 from hyperfollow.store import Store
 from hyperfollow.store.risk_persist import RiskPersistence
 
@@ -53,13 +54,11 @@ async def main(args: argparse.Namespace) -> None:
     )
     venue = await connect(config)
     store = await Store.open_migrated(args.db)
-    persist = RiskPersistence(store, clock=wall_ms)
-    restored = await persist.restore([args.account])
-    svc = RiskService(
-        {args.account: venue}, clock=wall_ms, settings=SETTINGS, restore=restored,
-        on_state_change=persist.on_state_change, on_holdings_change=persist.save_holdings,
-    )  # fmt: skip
-    await svc.start()
+    restored = await RiskPersistence(store, clock=wall_ms).restore([args.account])  # for the log line only
+    # the app's own wiring (what `hyperfollow copy` runs): holdings and states restored, changes stored
+    svc = await start_risk(
+        {args.account: venue}, store, clock=wall_ms, known_cloids=frozenset, settings=SETTINGS
+    )
     log.info("child.ready", pid=os.getpid(), restored=[h.coin for h in restored], held=len(svc.book))
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
