@@ -7,7 +7,8 @@ guarded through the real Hyperliquid adapter with a 5 % price stop (``POLICY``) 
 holdings and state changes are kept in the store, restored at start (``app.risk_run.start_risk``, the
 app's own wiring): what a restarted risk worker does. The dead man's switch is off (as in the app): its
 scheduled cancel would take the native stop down with the process, and this test is about the stop
-outliving the process. Logs are structlog JSON lines on stderr: the service's events (``risk.swept``...) plus ``child.ready`` once ``start()`` returned.
+outliving the process. Logs are structlog JSON lines on stderr: the service's events (``risk.swept``...)
+plus ``child.ready`` once ``start()`` returned.
 """
 
 from __future__ import annotations
