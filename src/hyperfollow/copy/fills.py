@@ -72,11 +72,6 @@ def direction_text(direction: Direction) -> str:
     return _NAMES.get((direction.action, direction.sign), "")
 
 
-def fill_ref(fill: Fill) -> str:
-    """A stable text naming the fill (``Fill.ref``): cloids and skip logs derive from it."""
-    return fill.ref
-
-
 def reversed_fill(fill: Fill) -> Fill:
     """The fill as a leader doing the opposite would have had it: side, position and ``dir`` inverted.
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from hyperfollow.copy.fills import Action, Direction, fill_ref, parse_direction, reversed_fill
+from hyperfollow.copy.fills import Action, Direction, parse_direction, reversed_fill
 from hyperfollow.copy.guards import adverse_drift_pct, resolve_cross, resolve_leverage
 from hyperfollow.copy.model import CopyIntent, Decision, FollowSettings, SizingMode, Skip, SkipReason, numbers
 from hyperfollow.copy.orders import OrderContext
@@ -57,7 +57,7 @@ def decide_mirror(
         raise ValueError(f"fill of {fill.coin} decided with the instrument of {instrument.coin}")
     if mark <= 0:
         raise ValueError(f"mark must be positive, got {mark}")
-    ref = fill_ref(fill)
+    ref = fill.ref
     ctx = OrderContext(
         follower=follower,
         leader=leader,

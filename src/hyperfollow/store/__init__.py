@@ -5,7 +5,7 @@ Entry points: ``Store`` (``unit.py``) for transactions with every repository, ``
 """
 
 from hyperfollow.store.cursors import LeaderCursor
-from hyperfollow.store.fills import RecordedFill, fill_key
+from hyperfollow.store.fills import RecordedFill
 from hyperfollow.store.follows import FollowRecord
 from hyperfollow.store.journal import JournalEntry, JournalState
 from hyperfollow.store.migrate import downgrade_async, migrate, migrate_async
@@ -24,7 +24,6 @@ __all__ = [
     "Store",
     "UnitOfWork",
     "downgrade_async",
-    "fill_key",
     "migrate",
     "migrate_async",
 ]

@@ -18,11 +18,6 @@ from hyperfollow.store.sql import rowcount, upsert_insert
 from hyperfollow.store.tables import FillRow, JournalRow
 
 
-def fill_key(fill: Fill) -> str:
-    """``Fill.ref``: the text naming a fill (``tid:<tid>`` or the content key of an old fill)."""
-    return fill.ref
-
-
 @dataclass(frozen=True, slots=True)
 class RecordedFill:
     """A stored fill and the leader whose copy caused it (None: not a copy, or unknown)."""
@@ -74,7 +69,7 @@ class FillRepository:
             attributed = select(JournalRow.leader).where(JournalRow.cloid == fill.cloid).scalar_subquery()
         stmt = upsert_insert(self._session, FillRow).values(
             address=fill.address.lower(),
-            fill_key=fill_key(fill),
+            fill_key=fill.ref,
             tid=fill.tid,
             coin=fill.coin,
             side=fill.side.value,
@@ -104,7 +99,7 @@ class FillRepository:
         """The stored version of ``fill`` (matched by its key), if recorded."""
         row = await self._session.scalar(
             select(FillRow)
-            .where(FillRow.address == fill.address.lower(), FillRow.fill_key == fill_key(fill))
+            .where(FillRow.address == fill.address.lower(), FillRow.fill_key == fill.ref)
             .execution_options(populate_existing=True)
         )
         return None if row is None else RecordedFill(_fill(row), row.leader)
