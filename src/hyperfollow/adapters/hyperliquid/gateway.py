@@ -111,7 +111,7 @@ def order_wire(inst: Instrument, order: OrderRequest, cloid: str) -> dict[str, A
     if sz <= 0:
         raise InvalidSize(
             f"Order has zero size after rounding {order.size} {order.coin} to {inst.sz_decimals} decimals.",
-            cloid=cloid,
+            cloid=cloid or None,
         )
     order_type: dict[str, Any]
     if order.trigger is None:
@@ -170,20 +170,13 @@ class HyperliquidGateway:
         inst = await self._instruments.get(order.coin)
         if order.cloid is not None:
             cloid = _normal_cloid(order.cloid)
-        else:
-            px = quantize_price(inst, order.price, Rounding.DOWN if order.is_buy else Rounding.UP)
-            sz = quantize_size(inst, order.size)
-            cloid = cloid_for(
-                self._account,
-                order.coin,
-                order.side.value,
-                to_wire(sz),
-                to_wire(px),
-                order.tif.value,
-                self._seq,
-            )
-            self._seq += 1
-        return PreparedOrder(order.coin, cloid, order_wire(inst, order, cloid))
+            return PreparedOrder(order.coin, cloid, order_wire(inst, order, cloid))
+        wire = order_wire(inst, order, "")  # on the grid once; the cloid derives from its exact strings
+        wire["c"] = cloid_for(
+            self._account, order.coin, order.side.value, wire["s"], wire["p"], order.tif.value, self._seq
+        )
+        self._seq += 1
+        return PreparedOrder(order.coin, wire["c"], wire)
 
     async def _reserve(self, n: int, *, cancel: bool = False) -> None:
         if self._budget is not None:
