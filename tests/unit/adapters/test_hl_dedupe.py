@@ -106,15 +106,14 @@ def test_random_storm_delivers_each_fill_exactly_once() -> None:
     assert sorted(f.tid or 0 for f in out) == list(range(500))
 
 
-def test_seen_and_forget() -> None:
+def test_seen_and_watermark() -> None:
     d = FillDeduper()
     f = fill(1, 1000)
     assert not d.seen(f)
+    assert d.watermark(A) is None
     d.accept(f)
     assert d.seen(f)
-    d.forget(A)
-    assert not d.seen(f)
-    assert d.watermark(A) is None
+    assert d.watermark(A) == 1000
 
 
 def test_max_keys_must_be_positive() -> None:

@@ -106,10 +106,6 @@ class FillDeduper:
         seen = self._by_address.get(address)
         return 0 if seen is None else len(seen.keys)
 
-    def forget(self, address: str) -> None:
-        """Drop everything known about ``address`` (its stream ended)."""
-        self._by_address.pop(address, None)
-
     @staticmethod
     def _forget_oldest(seen: _Seen) -> None:
         key, time_ms = seen.order.popleft()
