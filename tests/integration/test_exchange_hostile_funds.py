@@ -345,6 +345,23 @@ def test_the_master_itself_moves_what_its_agent_may_not(venue: Venue, agent_worl
     ]
 
 
+def test_usd_class_transfer_names_only_a_sub_account_of_the_signer(
+    venue: Venue, agent_world: AgentWorld
+) -> None:
+    master, sub = agent_world.master, agent_world.sub
+    on_sub = Exchange(master.wallet, venue.url, vault_address=sub)  # amount "10.0 subaccount:0x.."
+    sub_value = value(venue, sub)
+    assert on_sub.usd_class_transfer(10.0, False) == OK
+    assert value(venue, sub) == sub_value - 10
+    stranger = venue.trader("hostile-class-transfer-stranger")
+    everyone = (*agent_world.addresses, stranger.address)
+    before = parties(venue, *everyone)
+    hijack = Exchange(stranger.wallet, venue.url, vault_address=sub)
+    assert refused(hijack.usd_class_transfer(10.0, False)) == "Invalid sub-account transfer."
+    assert refused(hijack.usd_class_transfer(10.0, True)) == "Invalid sub-account transfer."
+    assert parties(venue, *everyone) == before
+
+
 # ------------------------------------------------------------------------------------------ 3. approvals
 
 
