@@ -431,7 +431,7 @@ class ExchangeApi:
         if amount is None or (named and not _ADDRESS.fullmatch(sub)):
             return self.err("Invalid amount.")
         user = actor.user
-        if sub:  # the SDK names the sub-account inside the amount: "2.5 subaccount:0x.."
+        if named:  # the SDK names the sub-account inside the amount: "2.5 subaccount:0x.."
             sub_acct = self.engine.accounts.get(sub.lower())
             if sub_acct is None or sub_acct.is_vault or sub_acct.leader != actor.user:
                 return self.err("Invalid sub-account transfer.")
