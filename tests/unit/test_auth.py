@@ -204,11 +204,26 @@ def test_agent_may_trade_but_not_sign_user_actions() -> None:
     world.agents.approve(MASTER, AGENT, "", NOW)
     actor = world.authenticate(l1_body(AGENT_KEY, order_action()))
     assert (actor.signer, actor.user, actor.is_agent) == (AGENT, MASTER, True)
-    for action in (usd_send(NOW + 1), approve(OTHER, "x", NOW + 1)):
+    for action in (usd_send(NOW + 1), approve(OTHER, "x", NOW + 1)):  # they act for the agent address
         message = world.refused(user_body(AGENT_KEY, action, NOW + 1))
-        assert message == (
-            f"API Wallet {AGENT} cannot perform {action['type']}: it must be signed by the account itself."
-        )
+        assert message == f"Must deposit before performing actions. User: {AGENT}"
+    world.users.add(AGENT)  # an agent address that came to hold funds still moves nothing
+    message = world.refused(user_body(AGENT_KEY, usd_send(NOW + 2), NOW + 2))
+    assert message == f"API Wallet {AGENT} cannot perform usdSend: it must be signed by the account itself."
+    assert world.nonces.nonces(AGENT) == [NOW]  # the refusals recorded no nonce
+
+
+@pytest.mark.parametrize(
+    "kind", ["vaultTransfer", "subAccountTransfer", "subAccountSpotTransfer", "createSubAccount"]
+)
+def test_agent_may_not_sign_fund_moving_l1_actions(kind: str) -> None:
+    world = World()
+    world.agents.approve(MASTER, AGENT, "", NOW)
+    action = {"type": kind, "usd": 1}
+    message = world.refused(l1_body(AGENT_KEY, action, NOW + 1))
+    assert message == f"API Wallet {AGENT} cannot perform {kind}: it must be signed by the account itself."
+    assert world.nonces.nonces(AGENT) == []
+    assert world.authenticate(l1_body(MASTER_KEY, action, NOW + 1)).user == MASTER
 
 
 def test_agent_acts_for_a_sub_account_of_its_master() -> None:

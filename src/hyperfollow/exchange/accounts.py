@@ -98,6 +98,8 @@ class Account:
     keep_history: bool = True
     is_vault: bool = False
     leader: str | None = None  # vault / sub-account: the user allowed to act for it
+    vault_shares: dict[str, int] = field(default_factory=dict)  # vault only: depositor -> shares
+    vault_locked_until: dict[str, int] = field(default_factory=dict)  # vault only: depositor -> ms
 
     def lev_for(self, inst: Instrument) -> tuple[bool, int]:
         default = (not inst.only_isolated, min(20, inst.max_leverage))
@@ -204,3 +206,33 @@ def liquidation_px(pos: Position, inst: Instrument, mark: int, margin_available:
     l_rate = 1 / (2 * inst.max_leverage)
     px = mark - side * margin_available / abs(pos.szi) / (1 - l_rate * side)
     return px if px > 0 else None
+
+
+# ---------------------------------------------------------------------- vault shares
+# A vault's equity belongs to its depositors (its leader included) in proportion to their shares.
+# The first deposit mints one share per micro-USD; later ones at the vault's equity per share, so
+# profit, loss and outside credits move every depositor's equity alike. Rounding favours the vault.
+
+
+def shares_for_deposit(total_shares: int, equity: int, usd: int) -> int | None:
+    """Shares a deposit of ``usd`` micro-USD mints; None when the vault has shares but no equity
+    (a deposit would buy a share of nothing)."""
+    if total_shares == 0:
+        return usd
+    if equity <= 0:
+        return None
+    return usd * total_shares // equity
+
+
+def equity_of_shares(shares: int, total_shares: int, equity: int) -> int:
+    """Micro-USD of the vault's equity that ``shares`` own (rounded down, never negative)."""
+    if total_shares <= 0 or equity <= 0:
+        return 0
+    return shares * equity // total_shares
+
+
+def shares_for_withdrawal(usd: int, shares: int, total_shares: int, equity: int) -> int:
+    """Shares a withdrawal of ``usd`` micro-USD burns (rounded up; all of them for the whole equity)."""
+    if usd >= equity_of_shares(shares, total_shares, equity):
+        return shares
+    return min(shares, -(-usd * total_shares // equity))

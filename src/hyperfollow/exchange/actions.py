@@ -24,6 +24,9 @@ from hyperfollow.exchange.info import BadRequest
 _CLOID = re.compile(r"^0x[0-9a-fA-F]{32}$")
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _DECIMAL = re.compile(r"^\d+(\.\d+)?$")
+_AMOUNT = re.compile(r"[0-9]+(?:\.([0-9]+))?")
+USDC_DECIMALS = 6  # perp USDC: the venue's `usd` integers are micro-USD
+SPOT_DECIMALS = 8  # spot balances are kept in 1e-8 units
 TIFS = ("Gtc", "Ioc", "Alo", "FrontendMarket")
 CANCEL_TYPES = ("cancel", "cancelByCloid", "scheduleCancel")
 
@@ -57,6 +60,16 @@ _ACTION_FIELDS: dict[str, tuple[tuple[str, type], ...]] = {
     "subAccountTransfer": (("subAccountUser", str), ("isDeposit", bool), ("usd", int)),
     "vaultTransfer": (("vaultAddress", str), ("isDeposit", bool), ("usd", int)),
 }
+
+
+def wire_amount(text: str, decimals: int) -> int | None:
+    """A transfer amount: a plain positive decimal string ("1", "2.5") with at most ``decimals``
+    decimals, scaled by 10**decimals; None for anything else ("1 ", "1e3", "-1", "NaN", "0", "")."""
+    match = _AMOUNT.fullmatch(text)
+    if match is None or len(text) > 40 or len(match.group(1) or "") > decimals:
+        return None
+    value = scaled_int(text, decimals)
+    return value if value is not None and value > 0 else None
 
 
 def _check_modify_oid(item: Mapping[str, Any]) -> None:
@@ -120,8 +133,10 @@ class ExchangeApi:
         *,
         auth_clock: Callable[[], int],
         address_budget: int | None = 10_000,
+        vault_lockup_ms: int = clearing.VAULT_LOCKUP_MS,
     ) -> None:
         self.engine = engine
+        self.vault_lockup_ms = vault_lockup_ms
         self.auth = auth
         self.agents = agents
         self.auth_clock = auth_clock  # nonces and expiresAfter are client wall-clock times
@@ -140,7 +155,7 @@ class ExchangeApi:
             "withdraw3": self.withdraw,
             "usdClassTransfer": self.usd_class_transfer,
             "spotSend": self.spot_send,
-            "sendAsset": self.default,
+            "sendAsset": self.send_asset,
             "createSubAccount": self.create_sub_account,
             "subAccountTransfer": self.sub_account_transfer,
             "vaultTransfer": self.vault_transfer,
@@ -335,27 +350,38 @@ class ExchangeApi:
 
     def approve_agent(self, actor: Actor, action: Mapping[str, Any]) -> dict[str, Any]:
         agent = _get(action, "agentAddress", str)
-        if not _ADDRESS.match(agent):
+        if not _ADDRESS.fullmatch(agent):
             return self.err("Invalid agent address.")
         name = action.get("agentName") or ""
-        if self.engine.is_known(agent.lower()):  # else one account could capture another's orders
-            return self.err(f"Agent address {agent.lower()} is an existing user and cannot be an API wallet.")
+        if self._has_own_account(agent.lower()):  # else its owner's orders would land on the approver
+            return self.err(
+                f"Agent address {agent.lower()} has funds or history of its own and cannot be an API wallet."
+            )
         try:
             self.agents.approve(actor.user, agent.lower(), str(name), self.engine.now())
         except AuthError as exc:
             return self.err(str(exc))
         return self.ok()
 
-    def _amount_micro(self, action: Mapping[str, Any]) -> int | None:
-        text = _get(action, "amount", str).split(" ")[0]
-        return scaled_int(text, 6)
-
-    def usd_send(self, actor: Actor, action: Mapping[str, Any]) -> dict[str, Any]:
-        destination = _get(action, "destination", str).lower()
-        amount = self._amount_micro(action)
-        if not _ADDRESS.match(destination) or amount is None or amount <= 0:
-            return self.err("Invalid transfer.")
-        return self._move(actor.user, destination, amount, "send")
+    def _has_own_account(self, address: str) -> bool:
+        """Whether ``address`` is an account of its own: funds, positions, orders, fills, ledger or
+        signed actions, a vault or sub-account, or the leader of one."""
+        acct = self.engine.accounts.get(address)
+        if acct is not None and (
+            acct.usdc
+            or acct.positions
+            or acct.open_orders
+            or acct.orders
+            or acct.fills
+            or acct.ledger
+            or acct.cum_volume
+            or acct.n_actions
+            or any(acct.spot.values())
+            or acct.is_vault
+            or acct.leader is not None
+        ):
+            return True
+        return clearing.holds_elsewhere(self.engine, address)
 
     def _move(self, source: str, destination: str, amount: int, kind: str) -> dict[str, Any]:
         e = self.engine
@@ -383,20 +409,34 @@ class ExchangeApi:
             )
         return self.ok()
 
+    def usd_send(self, actor: Actor, action: Mapping[str, Any]) -> dict[str, Any]:
+        destination = _get(action, "destination", str).lower()
+        amount = wire_amount(_get(action, "amount", str), USDC_DECIMALS)
+        if not _ADDRESS.fullmatch(destination) or amount is None:
+            return self.err("Invalid transfer.")
+        return self._move(actor.user, destination, amount, "send")
+
     def withdraw(self, actor: Actor, action: Mapping[str, Any]) -> dict[str, Any]:
-        amount = self._amount_micro(action)
+        amount = wire_amount(_get(action, "amount", str), USDC_DECIMALS)
         acct = self.engine.account(actor.user)
-        if amount is None or amount <= 0 or amount > max(0, self.engine._available(acct)):
+        if amount is None or amount > max(0, self.engine._available(acct)):
             return self.err("Insufficient balance for withdrawal.")
         acct.usdc -= amount
         return self.ok()
 
     def usd_class_transfer(self, actor: Actor, action: Mapping[str, Any]) -> dict[str, Any]:
-        amount = self._amount_micro(action)
+        text, named, sub = _get(action, "amount", str).partition(" subaccount:")
+        amount = wire_amount(text, USDC_DECIMALS)
         to_perp = _get(action, "toPerp", bool)
-        acct = self.engine.account(actor.user)
-        if amount is None or amount <= 0:
+        if amount is None or (named and not _ADDRESS.fullmatch(sub)):
             return self.err("Invalid amount.")
+        user = actor.user
+        if named:  # the SDK names the sub-account inside the amount: "2.5 subaccount:0x.."
+            sub_acct = self.engine.accounts.get(sub.lower())
+            if sub_acct is None or sub_acct.is_vault or sub_acct.leader != actor.user:
+                return self.err("Invalid sub-account transfer.")
+            user = sub.lower()
+        acct = self.engine.account(user)
         if to_perp:
             if acct.spot.get("USDC", 0) < amount * 100:
                 return self.err("Insufficient balance for transfer.")
@@ -409,21 +449,36 @@ class ExchangeApi:
             acct.spot["USDC"] = acct.spot.get("USDC", 0) + amount * 100
         return self.ok()
 
+    def _token_decimals(self, token: str) -> int | None:
+        for entry in self.engine.universe.spot["tokens"]:
+            if entry["name"] == token:
+                return min(int(entry["weiDecimals"]), SPOT_DECIMALS)
+        return None
+
     def spot_send(self, actor: Actor, action: Mapping[str, Any]) -> dict[str, Any]:
         token = _get(action, "token", str).split(":")[0]
         destination = _get(action, "destination", str).lower()
-        amount = scaled_int(_get(action, "amount", str), 8)
+        decimals = self._token_decimals(token)
+        amount = None if decimals is None else wire_amount(_get(action, "amount", str), decimals)
         acct = self.engine.account(actor.user)
-        if (
-            amount is None
-            or amount <= 0
-            or acct.spot.get(token, 0) < amount
-            or not _ADDRESS.match(destination)
-        ):
+        if amount is None or not _ADDRESS.fullmatch(destination):
+            return self.err("Invalid transfer.")
+        amount *= 10 ** (SPOT_DECIMALS - (decimals or 0))
+        if acct.spot.get(token, 0) < amount:
             return self.err("Insufficient balance for transfer.")
         acct.spot[token] -= amount
         dest = self.engine.account(destination)
         dest.spot[token] = dest.spot.get(token, 0) + amount
+        return self.ok()
+
+    def send_asset(self, actor: Actor, action: Mapping[str, Any]) -> dict[str, Any]:
+        """Checked like any transfer; moving between dexes is not simulated (one USDC balance)."""
+        destination = _get(action, "destination", str)
+        token = _get(action, "token", str).split(":")[0]
+        decimals = USDC_DECIMALS if token == "USDC" else self._token_decimals(token)
+        amount = None if decimals is None else wire_amount(_get(action, "amount", str), decimals)
+        if not _ADDRESS.fullmatch(destination) or amount is None:
+            return self.err("Invalid transfer.")
         return self.ok()
 
     def create_sub_account(self, actor: Actor, action: Mapping[str, Any]) -> dict[str, Any]:
@@ -438,19 +493,28 @@ class ExchangeApi:
         sub = _get(action, "subAccountUser", str).lower()
         is_deposit, usd = _get(action, "isDeposit", bool), _get(action, "usd", int)
         sub_acct = self.engine.accounts.get(sub)
-        if sub_acct is None or sub_acct.leader != actor.user or usd <= 0:
+        if sub_acct is None or sub_acct.is_vault or sub_acct.leader != actor.user or usd <= 0:
             return self.err("Invalid sub-account transfer.")
         source, destination = (actor.user, sub) if is_deposit else (sub, actor.user)
         return self._move(source, destination, usd, "subAccountTransfer")
 
     def vault_transfer(self, actor: Actor, action: Mapping[str, Any]) -> dict[str, Any]:
+        """Deposit into or withdraw from a vault: the caller's shares move with the money."""
         vault = _get(action, "vaultAddress", str).lower()
         is_deposit, usd = _get(action, "isDeposit", bool), _get(action, "usd", int)
         acct = self.engine.accounts.get(vault)
-        if acct is None or not acct.is_vault or usd <= 0:
+        if acct is None or not acct.is_vault:
             return self.err(f"Vault not registered: {vault}")
+        if usd <= 0:
+            return self.err("Invalid vault transfer amount.")
+        plan = clearing.plan_vault_transfer(self.engine, acct, actor.user, is_deposit, usd)
+        if isinstance(plan, str):
+            return self.err(plan)
         source, destination = (actor.user, vault) if is_deposit else (vault, actor.user)
-        return self._move(source, destination, usd, "vaultDeposit" if is_deposit else "vaultWithdraw")
+        result = self._move(source, destination, usd, "vaultDeposit" if is_deposit else "vaultWithdraw")
+        if result["status"] == "ok":
+            clearing.book_vault_shares(acct, actor.user, plan, self.engine.now(), self.vault_lockup_ms)
+        return result
 
     def default(self, actor: Actor, action: Mapping[str, Any]) -> dict[str, Any]:
         return self.ok()

@@ -11,7 +11,9 @@ Venue texts (``hyperliquid-api.md`` 3.3; community-sourced, not all confirmed ag
 * ``User or API Wallet 0x<signer> does not exist.`` -- L1 action whose signer is neither a known user
   nor a live agent (also what any tampered body produces: it recovers to a random address);
 * ``Must deposit before performing actions. User: 0x<signer>`` -- user-signed action (transfer,
-  approveAgent, ...) from an address without funds;
+  approveAgent, ...) from an address without funds, an agent's included: a user-signed action acts
+  for its signer, never for an agent's master (seen from the real venue for an agent-signed
+  usdClassTransfer);
 * ``Invalid nonce: duplicate nonce <n>``, ``Invalid nonce: nonce too low <n> < <bound>`` (below the
   smallest of the 100 kept nonces, or older than the time window) and ``Invalid nonce: nonce too high
   <n> > <bound>`` (beyond the future window);
@@ -20,7 +22,9 @@ Venue texts (``hyperliquid-api.md`` 3.3; community-sourced, not all confirmed ag
 * ``Vault not registered: 0x<vault>`` -- ``vaultAddress`` not led/owned by the actor.
 
 Our own wording, where the venue's is unknown: ``Action expired: expiresAfter <t> < now <now>``;
-``API Wallet 0x.. cannot perform <type>: it must be signed by the account itself.``; agent-registry
+``API Wallet 0x.. cannot perform <type>: it must be signed by the account itself.`` (an agent signing
+a fund-moving L1 action, :data:`MASTER_ONLY_L1_TYPES`, or a user-signed one from an agent address that
+holds funds); agent-registry
 refusals; envelope-shape errors (:class:`MalformedRequest`, which a server may prefer to answer with
 HTTP 422 plain text like the venue's deserialisation errors).
 
@@ -47,6 +51,7 @@ from hyperfollow.signing import (
 __all__ = [
     "DEFAULT_FUTURE_WINDOW_MS",
     "DEFAULT_PAST_WINDOW_MS",
+    "MASTER_ONLY_L1_TYPES",
     "Actor",
     "AgentRecord",
     "AgentRegistry",
@@ -291,6 +296,18 @@ class Actor:
         return self.vault or self.user
 
 
+#: L1-signed actions that move funds or manage the account: an agent (API wallet) may not sign them.
+MASTER_ONLY_L1_TYPES: Final = frozenset(
+    {"vaultTransfer", "subAccountTransfer", "subAccountSpotTransfer", "createSubAccount"}
+)
+
+
+def _agent_refused(signer: str, action_type: str) -> AuthError:
+    return AuthError(
+        f"API Wallet {signer} cannot perform {action_type}: it must be signed by the account itself."
+    )
+
+
 def _nonce_field(fields: tuple[tuple[str, str], ...]) -> str:
     names = {name for name, _ in fields}
     return "time" if "time" in names else "nonce"
@@ -390,6 +407,8 @@ class Authenticator:
             user, is_agent = signer, False
         else:
             raise AuthError(f"User or API Wallet {signer} does not exist.")
+        if is_agent and env.action_type in MASTER_ONLY_L1_TYPES:
+            raise _agent_refused(signer, env.action_type)
         if env.vault is not None:
             leader = self._vault_leader(env.vault)
             if leader is None or leader.lower() != user:
@@ -412,12 +431,11 @@ class Authenticator:
             signer = recover_user_signed_signer(action, env.signature)
         except SignatureError as exc:
             raise MalformedRequest(str(exc)) from exc
-        if self._agents.master_of(signer, now_ms) is not None:
-            raise AuthError(
-                f"API Wallet {signer} cannot perform {env.action_type}: "
-                "it must be signed by the account itself."
-            )
+        # A user-signed action is the signer's own: an agent's acts for the agent address, never
+        # for its master, and an agent address has no funds of its own.
         if not self._is_known_user(signer):
             raise AuthError(f"Must deposit before performing actions. User: {signer}")
+        if self._agents.master_of(signer, now_ms) is not None:
+            raise _agent_refused(signer, env.action_type)
         self._nonces.check_and_record(signer, env.nonce, now_ms)
         return Actor(signer=signer, user=signer, vault=None, is_agent=False, action_type=env.action_type)

@@ -1,12 +1,19 @@
 """Clearinghouse operations around the matching engine: leverage and margin changes, the dead
-man's switch, hourly funding and liquidation. Each returns ``None`` on success or the venue's text."""
+man's switch, hourly funding, liquidation and vault shares. Each returns ``None`` on success or the
+venue's text."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from hyperfollow.domain.rules import scaled_to_wire
-from hyperfollow.exchange.accounts import Position
+from hyperfollow.exchange.accounts import (
+    Account,
+    Position,
+    equity_of_shares,
+    shares_for_deposit,
+    shares_for_withdrawal,
+)
 from hyperfollow.exchange.engine import Engine, OrderSpec
 
 HOUR_MS = 3_600_000
@@ -17,6 +24,10 @@ FUNDING_INTEREST_8H = 0.0001  # 0.01 % per 8 h
 FUNDING_CLAMP = 0.0005
 FUNDING_CAP_PER_HOUR = 0.04
 LIQUIDATION_SLIPPAGE = 0.5
+# Vault rules of the venue's vault docs (not in our research note): a follower's deposit is locked
+# for a day (mainnet user vaults), and the leader keeps at least 5 % of the vault.
+VAULT_LOCKUP_MS = DAY_MS
+VAULT_LEADER_MIN_SHARE_PCT = 5
 
 
 def update_leverage(engine: Engine, user: str, asset: int, is_cross: bool, leverage: int) -> str | None:
@@ -208,3 +219,67 @@ def _backstop(engine: Engine, user: str, pos: Position, mark: int) -> None:
     inst = engine.insts[pos.asset]
     acct = engine.accounts[user]
     acct.apply_fill(inst, pos.szi < 0, mark, abs(pos.szi), 0)
+
+
+# ---------------------------------------------------------------------- vaults
+
+
+def plan_vault_transfer(engine: Engine, vault: Account, user: str, is_deposit: bool, usd: int) -> int | str:
+    """The change in ``user``'s shares of ``vault`` a transfer of ``usd`` micro-USD makes (minted > 0,
+    burned < 0), or the refusal. A withdrawal is bounded by the user's own equity in the vault, waits
+    out the user's lock-up, and leaves the leader its minimum share. Changes nothing."""
+    total = sum(vault.vault_shares.values())
+    equity = vault.total_value(engine.marks)
+    if is_deposit:
+        minted = shares_for_deposit(total, equity, usd)
+        if not minted:
+            return "Vault has no equity to deposit into." if minted is None else "Deposit amount too small."
+        return minted
+    shares = vault.vault_shares.get(user, 0)
+    own = equity_of_shares(shares, total, equity)
+    if usd > own:
+        return f"Insufficient vault equity for withdrawal: {scaled_to_wire(own, 6)} USDC withdrawable."
+    locked_until = vault.vault_locked_until.get(user, 0)
+    if user != vault.leader and engine.now() < locked_until:
+        return f"Vault deposit is locked until {locked_until}."
+    burned = shares_for_withdrawal(usd, shares, total, equity)
+    rest_total, rest_own = total - burned, shares - burned
+    if user == vault.leader and rest_total and rest_own * 100 < rest_total * VAULT_LEADER_MIN_SHARE_PCT:
+        return f"Vault leader must keep at least {VAULT_LEADER_MIN_SHARE_PCT}% of the vault."
+    return -burned
+
+
+def book_vault_shares(vault: Account, user: str, delta: int, now: int, lockup_ms: int) -> None:
+    """Apply a planned share change; a follower's deposit (re)starts its lock-up, the leader has none."""
+    shares = vault.vault_shares.get(user, 0) + delta
+    if shares > 0:
+        vault.vault_shares[user] = shares
+        if delta > 0:
+            vault.vault_locked_until[user] = now + (0 if user == vault.leader else lockup_ms)
+    else:
+        vault.vault_shares.pop(user, None)
+        vault.vault_locked_until.pop(user, None)
+
+
+def holds_elsewhere(engine: Engine, user: str) -> bool:
+    """Whether ``user`` leads a vault or sub-account or owns vault shares: money that is its own but
+    not in its balance."""
+    return any(a.leader == user or user in a.vault_shares for a in engine.accounts.values())
+
+
+def vault_equities(engine: Engine, user: str) -> list[dict[str, Any]]:
+    """``userVaultEquities``: the user's equity in each vault it holds shares of."""
+    rows: list[dict[str, Any]] = []
+    for vault in engine.accounts.values():
+        shares = vault.vault_shares.get(user, 0) if vault.is_vault else 0
+        if shares:
+            total = sum(vault.vault_shares.values())
+            own = equity_of_shares(shares, total, vault.total_value(engine.marks))
+            rows.append(
+                {
+                    "vaultAddress": vault.user,
+                    "equity": scaled_to_wire(own, 6),
+                    "lockedUntilTimestamp": vault.vault_locked_until.get(user, 0),
+                }
+            )
+    return rows

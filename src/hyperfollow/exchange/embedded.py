@@ -17,6 +17,7 @@ import structlog
 from hyperfollow.domain.rules import scaled_int
 from hyperfollow.exchange.actions import ExchangeApi
 from hyperfollow.exchange.auth import AgentRegistry, Authenticator, NonceTracker
+from hyperfollow.exchange.clearing import VAULT_LOCKUP_MS, book_vault_shares, holds_elsewhere
 from hyperfollow.exchange.clock import SimClock
 from hyperfollow.exchange.driver import MarketDriver
 from hyperfollow.exchange.engine import Engine
@@ -53,6 +54,7 @@ class EmbeddedExchange:
         address_budget: int | None = 10_000,
         nonce_window_ms: tuple[int, int] = (2 * 86_400_000, 86_400_000),
         auth_clock: Callable[[], int] = wall_ms,
+        vault_lockup_ms: int = VAULT_LOCKUP_MS,
     ) -> None:
         rec = load_recording(recording) if recording else None
         if rec is not None and start_ms is None:
@@ -64,7 +66,12 @@ class EmbeddedExchange:
         self.auth = Authenticator(self._is_known, self._vault_leader, self.agents, self.nonces, is_mainnet)
         self.info_api = InfoApi(self.engine, self.agents)
         self.exchange_api = ExchangeApi(
-            self.engine, self.auth, self.agents, auth_clock=auth_clock, address_budget=address_budget
+            self.engine,
+            self.auth,
+            self.agents,
+            auth_clock=auth_clock,
+            address_budget=address_budget,
+            vault_lockup_ms=vault_lockup_ms,
         )
         coins = coins if coins is not None else (rec.coins() if rec else ["BTC", "ETH", "SOL", "HYPE"])
         coins = list(dict.fromkeys([*coins, "xyz:TSLA", "xyz:NVDA", "PURR/USDC"])) if rec is None else coins
@@ -82,7 +89,9 @@ class EmbeddedExchange:
         )
 
     def _is_known(self, user: str) -> bool:
-        return self.engine.is_known(user)
+        """A user exists while it holds anything: a balance, a position, or money in a vault or
+        sub-account (else everything parked there could never come back)."""
+        return self.engine.is_known(user) or holds_elsewhere(self.engine, user)
 
     def _vault_leader(self, address: str) -> str | None:
         acct = self.engine.accounts.get(address)
@@ -139,12 +148,13 @@ class EmbeddedExchange:
         return self.clock.now_ms()
 
     def create_vault(self, leader: Any, usd: Any) -> str:
-        """Create a vault led by ``leader`` (funded with ``usd``); returns its address."""
+        """Create a vault led by ``leader``, funded with ``usd`` that is the leader's share; returns
+        its address."""
         address = _address(leader)
         vault = self.engine._hash("vault", address, len(self.engine.accounts))[:42]
         acct = self.engine.account(vault)
         acct.is_vault, acct.leader = True, address
-        self.fund(vault, usd)
+        book_vault_shares(acct, address, self.fund(vault, usd), self.engine.now(), 0)
         return vault
 
     def traders(self) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from hyperfollow.domain.rules import Instrument, scaled_to_wire
 from hyperfollow.exchange.accounts import Account, Position, liquidation_px
 from hyperfollow.exchange.book import Order
-from hyperfollow.exchange.clearing import funding_rate
+from hyperfollow.exchange.clearing import funding_rate, vault_equities
 from hyperfollow.exchange.engine import Engine
 
 MAX_FILLS = 2000
@@ -111,7 +111,7 @@ class InfoApi:
             "predictedFundings": self.predicted_fundings,
             "exchangeStatus": lambda r: {"time": engine.now(), "specialStatuses": None},
             "subAccounts": lambda r: None,
-            "userVaultEquities": lambda r: [],
+            "userVaultEquities": lambda r: vault_equities(self.engine, _user(r)),
             "userTwapSliceFills": lambda r: [],
             "referral": self.referral,
             "maxBuilderFee": lambda r: 0,
