@@ -27,7 +27,10 @@ GTC = {"limit": {"tif": "Gtc"}}
 DEEP = "[" * 1100 + "]" * 1100  # 2.2 KB, deeper than Python's recursion limit
 SIM_POSTS = ["/sim/fund", "/sim/price", "/sim/advance", "/sim/vault", "/sim/faults"]
 # The venue's two 422 texts: a body that is not JSON, and JSON that is not the request type.
-VENUE_422 = ("Failed to parse the request body as JSON", "Failed to deserialize the JSON body into the target type")
+VENUE_422 = (
+    "Failed to parse the request body as JSON",
+    "Failed to deserialize the JSON body into the target type",
+)
 MAX_ERROR_TEXT = 300  # an error text never grows with the input it complains about
 # Every /info type whose venue request carries a `user`.
 USER_TYPES = [

@@ -270,6 +270,11 @@ class ExchangeServer:
         if self._release is not None:
             self._release.set()
 
+    def call(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the server's loop (from any thread) and return its result: how a test reads
+        the exchange's state between requests without racing the server."""
+        return self._on_loop(fn)
+
     def _on_loop(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` on the server's loop and return its result: directly when called there (or
         before the server started), through ``call_soon_threadsafe`` from any other thread."""
