@@ -2,6 +2,10 @@
 port (as the SDK expects), the operator API under `/sim/`, and `GET /health`.
 
 Error bodies follow what the SDK can parse: 4xx with plain text, business errors as HTTP 200 envelopes.
+Bodies and WebSocket frames are read strictly (``parse_json``) and error texts that quote the client are
+escaped and bounded, so input of any shape gets a 4xx (or an error frame), never a 500 or a dropped
+socket. Long operator work (``/sim/advance``, a market catching up a clock jump) runs in slices that
+yield to the event loop.
 Fault switches (``faults.py``, ``/sim/faults``) break this on purpose: see ``_with_faults``.
 """
 
