@@ -19,10 +19,9 @@ from hyperfollow.exchange import clearing
 from hyperfollow.exchange.auth import Actor, AgentRegistry, Authenticator, AuthError, MalformedRequest
 from hyperfollow.exchange.book import Trigger
 from hyperfollow.exchange.engine import Engine, OrderSpec
-from hyperfollow.exchange.info import BadRequest
+from hyperfollow.exchange.info import BadRequest, is_address
 
 _CLOID = re.compile(r"^0x[0-9a-fA-F]{32}$")
-_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _DECIMAL = re.compile(r"^\d+(\.\d+)?$")
 _AMOUNT = re.compile(r"[0-9]+(?:\.([0-9]+))?")
 USDC_DECIMALS = 6  # perp USDC: the venue's `usd` integers are micro-USD
@@ -350,7 +349,7 @@ class ExchangeApi:
 
     def approve_agent(self, actor: Actor, action: Mapping[str, Any]) -> dict[str, Any]:
         agent = _get(action, "agentAddress", str)
-        if not _ADDRESS.fullmatch(agent):
+        if not is_address(agent):
             return self.err("Invalid agent address.")
         name = action.get("agentName") or ""
         if self._has_own_account(agent.lower()):  # else its owner's orders would land on the approver
@@ -412,7 +411,7 @@ class ExchangeApi:
     def usd_send(self, actor: Actor, action: Mapping[str, Any]) -> dict[str, Any]:
         destination = _get(action, "destination", str).lower()
         amount = wire_amount(_get(action, "amount", str), USDC_DECIMALS)
-        if not _ADDRESS.fullmatch(destination) or amount is None:
+        if not is_address(destination) or amount is None:
             return self.err("Invalid transfer.")
         return self._move(actor.user, destination, amount, "send")
 
@@ -428,7 +427,7 @@ class ExchangeApi:
         text, named, sub = _get(action, "amount", str).partition(" subaccount:")
         amount = wire_amount(text, USDC_DECIMALS)
         to_perp = _get(action, "toPerp", bool)
-        if amount is None or (named and not _ADDRESS.fullmatch(sub)):
+        if amount is None or (named and not is_address(sub)):
             return self.err("Invalid amount.")
         user = actor.user
         if named:  # the SDK names the sub-account inside the amount: "2.5 subaccount:0x.."
@@ -461,7 +460,7 @@ class ExchangeApi:
         decimals = self._token_decimals(token)
         amount = None if decimals is None else wire_amount(_get(action, "amount", str), decimals)
         acct = self.engine.account(actor.user)
-        if amount is None or not _ADDRESS.fullmatch(destination):
+        if amount is None or not is_address(destination):
             return self.err("Invalid transfer.")
         amount *= 10 ** (SPOT_DECIMALS - (decimals or 0))
         if acct.spot.get(token, 0) < amount:
@@ -477,7 +476,7 @@ class ExchangeApi:
         token = _get(action, "token", str).split(":")[0]
         decimals = USDC_DECIMALS if token == "USDC" else self._token_decimals(token)
         amount = None if decimals is None else wire_amount(_get(action, "amount", str), decimals)
-        if not _ADDRESS.fullmatch(destination) or amount is None:
+        if not is_address(destination) or amount is None:
             return self.err("Invalid transfer.")
         return self.ok()
 

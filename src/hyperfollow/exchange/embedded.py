@@ -8,7 +8,7 @@ is a thin shell around this object.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -21,12 +21,17 @@ from hyperfollow.exchange.clearing import VAULT_LOCKUP_MS, book_vault_shares, ho
 from hyperfollow.exchange.clock import SimClock
 from hyperfollow.exchange.driver import MarketDriver
 from hyperfollow.exchange.engine import Engine
-from hyperfollow.exchange.info import InfoApi
+from hyperfollow.exchange.info import InfoApi, error_text, is_address
 from hyperfollow.exchange.replay import load_recording
 from hyperfollow.exchange.traders import DEFAULT_TRADERS
 from hyperfollow.exchange.universe import Universe
 
 log = structlog.get_logger(__name__)
+
+
+MAX_ADVANCE_MS = 86_400_000  # one `/sim/advance`: at most a day of one-second market steps
+ADVANCE_STEP_MS = 1000
+CATCH_UP_SLICE_MS = 60_000  # price paths caught up a minute at a time after a clock jump
 
 
 class AdminError(ValueError):
@@ -135,17 +140,37 @@ class EmbeddedExchange:
         except ValueError as exc:
             raise AdminError(str(exc)) from None
 
-    def advance(self, ms: Any) -> int:
-        if isinstance(ms, bool) or not isinstance(ms, int) or ms < 0:
-            raise AdminError("ms must be a non-negative integer")
+    def check_advance(self, ms: Any) -> int:
+        """``ms`` if `/sim/advance` may move the clock by it; ``AdminError`` says why not."""
+        if isinstance(ms, bool) or not isinstance(ms, int) or not 0 <= ms <= MAX_ADVANCE_MS:
+            raise AdminError(f"ms must be an integer from 0 to {MAX_ADVANCE_MS:,} (one day)")
         if not self.clock.stepped:
             raise AdminError("the clock runs in real time; start the exchange with --stepped to advance it")
-        step = 1000
+        return ms
+
+    def advance_steps(self, ms: int) -> Iterator[None]:
+        """Advance the stepped clock by ``ms`` (checked by ``check_advance``), one market step per second
+        so that triggers and traders see every second; yields between pieces of work, so that a
+        server can serve others meanwhile. The target is fixed when iteration starts."""
         target = self.clock.now_ms() + ms
-        while self.clock.now_ms() < target:  # in one-second steps so triggers and traders see every second
-            self.clock.advance(min(step, target - self.clock.now_ms()))
-            self.step()
+        while self.clock.now_ms() < target:
+            self.clock.advance(min(ADVANCE_STEP_MS, target - self.clock.now_ms()))
+            yield from self.step_slices()
+            yield None
+
+    def advance(self, ms: Any) -> int:
+        """`POST /sim/advance` in-process: ``advance_steps`` run to the end; returns the new time."""
+        for _ in self.advance_steps(self.check_advance(ms)):
+            pass
         return self.clock.now_ms()
+
+    def step_slices(self) -> Iterator[None]:
+        """``step()`` in slices: after a clock jump the price paths first catch up the gap a slice at
+        a time (the same paths as in one go), yielding in between; then the market steps."""
+        now = self.clock.now_ms()
+        while not self.driver.catch_up(now, CATCH_UP_SLICE_MS):
+            yield None
+        self.driver.step(now)
 
     def create_vault(self, leader: Any, usd: Any) -> str:
         """Create a vault led by ``leader``, funded with ``usd`` that is the leader's share; returns
@@ -172,10 +197,7 @@ class EmbeddedExchange:
 
 
 def _address(value: Any) -> str:
-    if not isinstance(value, str) or len(value) != 42 or not value.startswith("0x"):
-        raise AdminError(f"user must be a 0x-prefixed 40-hex-digit address, got {value!r}")
-    try:
-        int(value[2:], 16)
-    except ValueError:
-        raise AdminError(f"user must be a hex address, got {value!r}") from None
-    return value.lower()
+    if not is_address(value):
+        shown = error_text(repr(value), 80)
+        raise AdminError(f"user must be 0x followed by 40 hex digits, got {shown}")
+    return str(value).lower()

@@ -16,7 +16,8 @@ Fault objects (JSON), each validated strictly (an unknown key is an error, not i
   seconds (default 30), then the connection is closed; ``apply`` processes the request first.
 * ``{"type": "dropWs", "abrupt": bool}``: every WebSocket closes now (``abrupt``: no close frame).
 * ``{"type": "wsSilence", "seconds": s}``: WebSockets stay open but nothing is sent for s seconds.
-* ``{"type": "clockJump", "ms": x}``: the venue clock leaps forward x ms.
+* ``{"type": "clockJump", "ms": x}``: the venue clock leaps forward x ms, at most a day
+  (``MAX_CLOCK_JUMP_MS``; the market's next step catches the whole gap up).
 * ``{"type": "clear"}``: every fault ends (including a running silence).
 
 ``count`` may be omitted (or null): the fault then applies to every request until cleared.
@@ -40,6 +41,7 @@ PATHS = ("/info", "/exchange")
 STATUSES = (429, 500, 502, 503, 504)
 MAX_SECONDS = 3600.0
 DEFAULT_HANG_SECONDS = 30.0
+MAX_CLOCK_JUMP_MS = 86_400_000  # a day: the market catches up the whole gap at its next step
 
 # Keys each fault type accepts (besides "type"); anything else is a typo worth a 400.
 _KEYS: dict[str, frozenset[str]] = {
@@ -267,6 +269,8 @@ def _check(item: Any) -> dict[str, Any]:
         raise FaultError("abrupt must be true or false")
     if kind == "clockJump" and (not _is_int(item.get("ms")) or item["ms"] <= 0):
         raise FaultError("clockJump needs ms, a positive integer (the venue clock never runs backwards)")
+    if kind == "clockJump" and item["ms"] > MAX_CLOCK_JUMP_MS:
+        raise FaultError(f"clockJump ms must be at most {MAX_CLOCK_JUMP_MS:,} (one day)")
     return dict(item)
 
 

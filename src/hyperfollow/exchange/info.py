@@ -7,8 +7,9 @@ with plain text, which the SDK turns into a ``ClientError``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 from hyperfollow.domain.rules import Instrument, scaled_to_wire
 from hyperfollow.exchange.accounts import Account, Position, liquidation_px
@@ -21,8 +22,31 @@ MAX_TIME_RANGE_ITEMS = 500
 L2_LEVELS = 20
 
 
+DESERIALIZE = "Failed to deserialize the JSON body into the target type"
+MAX_ERROR_TEXT = 240
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+
+
 class BadRequest(Exception):
     """A request the venue refuses to deserialize (HTTP 422, plain-text body)."""
+
+
+def bad_request(detail: str) -> BadRequest:
+    """The venue's 422 for a body that does not fit the request type."""
+    return BadRequest(f"{DESERIALIZE}: {detail}")
+
+
+def error_text(text: str, limit: int = MAX_ERROR_TEXT) -> str:
+    """``text`` safe to send back: characters that are not printable (controls, lone surrogates,
+    bidirectional overrides, line separators) escaped, at most ``limit`` characters. Error texts quote
+    what the client sent; this keeps a hostile input from growing the answer or breaking its encoding."""
+    safe = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    return safe if len(safe) <= limit else safe[: limit - 3] + "..."
+
+
+def is_address(value: Any) -> TypeGuard[str]:
+    """``0x`` and 40 ASCII hex digits (either case): the only address form the venue deserializes."""
+    return isinstance(value, str) and _ADDRESS.fullmatch(value) is not None
 
 
 class AgentDirectory(Protocol):
@@ -33,29 +57,36 @@ class AgentDirectory(Protocol):
 def _str(req: Mapping[str, Any], key: str) -> str:
     value = req.get(key)
     if not isinstance(value, str):
-        raise BadRequest(f"Failed to deserialize the JSON body into the target type: missing field `{key}`")
+        raise bad_request(f"missing field `{key}`")
     return value
 
 
+def _address_field(req: Mapping[str, Any], key: str) -> str:
+    """A required address field, lowercased (the venue's echo and our account keys)."""
+    value = _str(req, key)
+    if not is_address(value):
+        raise bad_request(f"{key}: invalid address")
+    return value.lower()
+
+
 def _user(req: Mapping[str, Any]) -> str:
-    user = _str(req, "user").lower()
-    if len(user) != 42 or not user.startswith("0x"):
-        raise BadRequest("Failed to deserialize the JSON body into the target type: user: invalid address")
-    try:
-        int(user[2:], 16)
-    except ValueError:
-        raise BadRequest(
-            "Failed to deserialize the JSON body into the target type: user: invalid address"
-        ) from None
-    return user
+    return _address_field(req, "user")
+
+
+def _needs_user(answer: Any) -> Callable[[Mapping[str, Any]], Any]:
+    """A handler of a request type that carries a `user` but whose answer does not depend on it."""
+
+    def handler(req: Mapping[str, Any]) -> Any:
+        _user(req)
+        return answer() if callable(answer) else answer
+
+    return handler
 
 
 def _int(req: Mapping[str, Any], key: str, default: int | None = None) -> int:
     value = req.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise BadRequest(
-            f"Failed to deserialize the JSON body into the target type: `{key}` must be an integer"
-        )
+        raise bad_request(f"`{key}` must be an integer")
     return value
 
 
@@ -65,9 +96,7 @@ def _end_time(req: Mapping[str, Any]) -> int:
     if end is None:
         return 2**63
     if isinstance(end, bool) or not isinstance(end, int):
-        raise BadRequest(
-            "Failed to deserialize the JSON body into the target type: `endTime` must be an integer"
-        )
+        raise bad_request("`endTime` must be an integer")
     return end
 
 
@@ -110,35 +139,35 @@ class InfoApi:
             "activeAssetData": self.active_asset_data,
             "predictedFundings": self.predicted_fundings,
             "exchangeStatus": lambda r: {"time": engine.now(), "specialStatuses": None},
-            "subAccounts": lambda r: None,
+            "subAccounts": _needs_user(None),
             "userVaultEquities": lambda r: vault_equities(self.engine, _user(r)),
-            "userTwapSliceFills": lambda r: [],
+            "userTwapSliceFills": _needs_user(list),
             "referral": self.referral,
-            "maxBuilderFee": lambda r: 0,
-            "delegations": lambda r: [],
-            "delegatorSummary": lambda r: {
-                "delegated": "0.0",
-                "undelegated": "0.0",
-                "totalPendingWithdrawal": "0.0",
-                "nPendingWithdrawals": 0,
-            },
-            "delegatorRewards": lambda r: [],
-            "delegatorHistory": lambda r: [],
-            "userToMultiSigSigners": lambda r: None,
-            "userDexAbstraction": lambda r: False,
-            "userAbstraction": lambda r: "disabled",
+            "maxBuilderFee": self.max_builder_fee,
+            "delegations": _needs_user(list),
+            "delegatorSummary": _needs_user(
+                lambda: {
+                    "delegated": "0.0",
+                    "undelegated": "0.0",
+                    "totalPendingWithdrawal": "0.0",
+                    "nPendingWithdrawals": 0,
+                }
+            ),
+            "delegatorRewards": _needs_user(list),
+            "delegatorHistory": _needs_user(list),
+            "userToMultiSigSigners": _needs_user(None),
+            "userDexAbstraction": _needs_user(False),
+            "userAbstraction": _needs_user("disabled"),
             "perpDeployAuctionStatus": self.auction_status,
         }
 
     def handle(self, req: Any) -> Any:
         if not isinstance(req, Mapping):
-            raise BadRequest("Failed to deserialize the JSON body into the target type: expected an object")
+            raise bad_request("expected an object")
         kind = req.get("type")
         handler = self.handlers.get(kind) if isinstance(kind, str) else None
         if handler is None:
-            raise BadRequest(
-                f"Failed to deserialize the JSON body into the target type: unknown variant `{kind}`"
-            )
+            raise bad_request(f"unknown variant `{error_text(str(kind), 64)}`")
         return handler(req)
 
     # ------------------------------------------------------------------ markets
@@ -146,7 +175,7 @@ class InfoApi:
     def _dex(self, req: Mapping[str, Any]) -> str:
         dex = req.get("dex") or ""
         if not isinstance(dex, str) or dex not in self.engine.universe.metas:
-            raise BadRequest(f"Failed to deserialize the JSON body into the target type: unknown dex `{dex}`")
+            raise bad_request(f"unknown dex `{error_text(str(dex), 64)}`")
         return dex
 
     def meta(self, req: Mapping[str, Any]) -> Any:
@@ -553,6 +582,11 @@ class InfoApi:
             "nRequestsCap": 10_000 + volume // 1_000_000,
             "nRequestsSurplus": 0,
         }
+
+    def max_builder_fee(self, req: Mapping[str, Any]) -> Any:
+        _user(req)
+        _address_field(req, "builder")
+        return 0  # builder fees are accepted, never charged
 
     def user_fees(self, req: Mapping[str, Any]) -> Any:
         _user(req)

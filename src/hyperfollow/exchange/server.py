@@ -2,6 +2,10 @@
 port (as the SDK expects), the operator API under `/sim/`, and `GET /health`.
 
 Error bodies follow what the SDK can parse: 4xx with plain text, business errors as HTTP 200 envelopes.
+Bodies and WebSocket frames are read strictly (``parse_json``) and error texts that quote the client are
+escaped and bounded, so input of any shape gets a 4xx (or an error frame), never a 500 or a dropped
+socket. Long operator work (``/sim/advance``, a market catching up a clock jump) runs in slices that
+yield to the event loop.
 Fault switches (``faults.py``, ``/sim/faults``) break this on purpose: see ``_with_faults``.
 """
 
@@ -11,7 +15,10 @@ import asyncio
 import concurrent.futures
 import contextlib
 import json
+import math
+import re
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -22,9 +29,9 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from hyperfollow.domain.weights import exchange_weight, info_weight
 from hyperfollow.exchange.embedded import AdminError, EmbeddedExchange
 from hyperfollow.exchange.faults import Fault, FaultError, FaultPlan
-from hyperfollow.exchange.info import BadRequest
+from hyperfollow.exchange.info import BadRequest, error_text
 from hyperfollow.exchange.ratelimit import IpWeightLimiter
-from hyperfollow.exchange.ws import Connection, WsHub
+from hyperfollow.exchange.ws import Connection, WsHub, error_frame, quote
 
 log = structlog.get_logger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -52,8 +59,88 @@ class ServerLimits:
     ws_max_users_per_ip: int | None = 10
 
 
+NOT_JSON = "Failed to parse the request body as JSON"
+MAX_DEPTH = 32  # nesting levels of a request body; the venue's deepest request has about ten
+SLICE_S = 0.02  # a long operator request yields to the event loop at least this often
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class NotJson(BadRequest):
+    """A body that is not JSON the venue could read; ``reason`` says why, when it is not plain
+    syntax."""
+
+    def __init__(self, reason: str | None = None) -> None:
+        super().__init__(NOT_JSON if reason is None else f"{NOT_JSON}: {reason}")
+        self.reason = reason
+
+
+def _no_constant(name: str) -> Any:
+    raise NotJson(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise NotJson("number out of range")
+    return value
+
+
+def parse_json(raw: bytes | str) -> Any:
+    """A request body (or WebSocket frame) as the venue's strict JSON reader accepts it: UTF-8,
+    no NaN/Infinity, finite numbers, no lone surrogates in strings, at most ``MAX_DEPTH`` levels of
+    nesting. Raises ``NotJson`` otherwise, so that no later step meets input it cannot encode,
+    recurse through or echo."""
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        value = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
+    except NotJson:
+        raise
+    except RecursionError:
+        raise NotJson(f"nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError:  # syntax, invalid UTF-8, integers of more than 4,300 digits
+        raise NotJson() from None
+    _check_tree(value)
+    return value
+
+
+def _check_tree(value: Any) -> None:
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, str):
+            if _SURROGATE.search(node):
+                raise NotJson("lone surrogate in a string")
+        elif isinstance(node, dict | list):
+            if depth >= MAX_DEPTH:
+                raise NotJson(f"nested deeper than {MAX_DEPTH} levels")
+            items = node.items() if isinstance(node, dict) else enumerate(node)
+            for key, child in items:
+                if isinstance(key, str) and _SURROGATE.search(key):
+                    raise NotJson("lone surrogate in a string")
+                stack.append((child, depth + 1))
+
+
+def _batch_len(body: Any) -> int:
+    """Orders or cancels in an /exchange body (its weight), whatever the body's shape."""
+    action = body.get("action") if isinstance(body, dict) else None
+    if not isinstance(action, dict):
+        return 0
+    batch = action.get("orders") or action.get("cancels") or []
+    return len(batch) if isinstance(batch, list) else 0
+
+
+def _kind(body: Any) -> str:
+    kind = body.get("type") if isinstance(body, dict) else None
+    return kind if isinstance(kind, str) else ""
+
+
 def _text(status: int, text: str) -> web.Response:
     return web.Response(status=status, text=text, content_type="text/plain")
+
+
+def _error(status: int, text: str) -> web.Response:
+    """A plain-text error that may quote the client: escaped and bounded (``error_text``)."""
+    return _text(status, error_text(text))
 
 
 def _json(payload: Any) -> web.Response:
@@ -130,6 +217,7 @@ class ExchangeServer:
         self._sockets: dict[web.WebSocketResponse, web.Request] = {}
         self._closing: set[asyncio.Task[Any]] = set()
         self._release: asyncio.Event | None = None
+        self._advancing = asyncio.Lock()
         self.hanging = 0  # requests held by a `hang` fault right now
 
     @web.middleware
@@ -186,6 +274,11 @@ class ExchangeServer:
         if self._release is not None:
             self._release.set()
 
+    def call(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the server's loop (from any thread) and return its result: how a test reads
+        the exchange's state between requests without racing the server."""
+        return self._on_loop(fn)
+
     def _on_loop(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` on the server's loop and return its result: directly when called there (or
         before the server started), through ``call_soon_threadsafe`` from any other thread."""
@@ -233,7 +326,7 @@ class ExchangeServer:
             body = await self._body(request)
             applied = self.faults.add(body)
         except (BadRequest, FaultError) as exc:
-            return _text(400, str(exc))
+            return _error(400, str(exc))
         return _json({"status": "ok", "applied": applied, "active": self.faults.active()})
 
     async def handle_list_faults(self, request: web.Request) -> web.Response:
@@ -264,7 +357,7 @@ class ExchangeServer:
         while True:
             try:
                 if not self.exchange.clock.stepped:
-                    self.exchange.step()
+                    await self._sliced(self.exchange.step_slices())
                 self.hub.flush(market_step=True)
             except Exception:  # the market must keep running; a bug is logged, not fatal
                 log.exception("exchange.step_failed")
@@ -275,37 +368,30 @@ class ExchangeServer:
     def _ip(self, request: web.Request) -> str:
         return request.remote or "unknown"
 
-    def _allow(self, request: web.Request, weight: int) -> bool:
-        return self.limits.ip_weight_per_min is None or self.limiter.try_spend(self._ip(request), weight)
+    def _allow(self, ip: str, weight: int) -> bool:
+        return self.limits.ip_weight_per_min is None or self.limiter.try_spend(ip, weight)
 
     async def _body(self, request: web.Request) -> Any:
-        raw = await request.read()
-        try:
-            return json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            raise BadRequest("Failed to parse the request body as JSON") from None
+        return parse_json(await request.read())
 
     async def handle_info(self, request: web.Request) -> web.Response:
         try:
             body = await self._body(request)
-            kind = body.get("type") if isinstance(body, dict) else None
-            if not self._allow(request, info_weight(str(kind))):
+            if not self._allow(self._ip(request), info_weight(_kind(body))):
                 return _text(429, RATE_LIMITED)
             result = self.exchange.info(body)
         except BadRequest as exc:
-            return _text(422, str(exc))
+            return _error(422, str(exc))
         return _json(result)
 
     async def handle_exchange(self, request: web.Request) -> web.Response:
         try:
             body = await self._body(request)
-            action = body.get("action") if isinstance(body, dict) else None
-            batch = action.get("orders") or action.get("cancels") or [] if isinstance(action, dict) else []
-            if not self._allow(request, exchange_weight(len(batch) if isinstance(batch, list) else 0)):
+            if not self._allow(self._ip(request), exchange_weight(_batch_len(body))):
                 return _text(429, RATE_LIMITED)
             result = self.exchange.exchange(body)
         except BadRequest as exc:
-            return _text(422, str(exc))
+            return _error(422, str(exc))
         finally:
             self.hub.flush()
         return _json(result)
@@ -338,10 +424,19 @@ class ExchangeServer:
         return ws
 
     def _on_ws_message(self, conn: Connection, text: str) -> None:
+        """One client frame. Whatever it holds, the answer is a frame and the connection stays open
+        (a frame that breaks the handler is logged and answered with an error frame)."""
         try:
-            msg = json.loads(text)
-        except ValueError:
-            conn.push(json.dumps({"channel": "error", "data": f"Invalid JSON: {text[:200]}"}))
+            self._ws_dispatch(conn, text)
+        except Exception:
+            log.exception("ws.message_failed")
+            conn.push(error_frame("Internal error while handling the message"))
+
+    def _ws_dispatch(self, conn: Connection, text: str) -> None:
+        try:
+            msg = parse_json(text)
+        except NotJson as exc:
+            conn.push(error_frame("Invalid JSON" + (f": {exc.reason}" if exc.reason else "")))
             return
         method = msg.get("method") if isinstance(msg, dict) else None
         if method == "ping":
@@ -351,29 +446,40 @@ class ExchangeServer:
         elif method == "unsubscribe":
             self.hub.unsubscribe(conn, msg.get("subscription"))
         elif method == "post":
-            conn.push(json.dumps({"channel": "post", "data": self._ws_post(msg)}))
+            conn.push(self._ws_post(conn.ip, msg))
             self.hub.flush()
         else:
-            conn.push(json.dumps({"channel": "error", "data": f"Unknown method: {text[:200]}"}))
+            conn.push(error_frame(f"Unknown method: {quote(msg)}"))
 
-    def _ws_post(self, msg: dict[str, Any]) -> dict[str, Any]:
-        request = msg.get("request") if isinstance(msg.get("request"), dict) else {}
-        assert isinstance(request, dict)
-        kind, payload = request.get("type"), request.get("payload")
+    def _ws_post(self, ip: str, msg: dict[str, Any]) -> str:
+        """The frame answering a `post`: an info request or a signed action, served as over REST
+        and spending the same per-IP weight (the address budget is the action's own)."""
+        post_id = msg.get("id")
+        if isinstance(post_id, bool) or not isinstance(post_id, int) or not 0 <= post_id < 2**64:
+            return error_frame("Invalid post: id must be a non-negative integer")
+        request = msg.get("request")
+        if not isinstance(request, dict):
+            request = {}
+        response = self._ws_post_response(ip, request.get("type"), request.get("payload"))
+        return json.dumps(
+            {"channel": "post", "data": {"id": post_id, "response": response}}, separators=(",", ":")
+        )
+
+    def _ws_post_response(self, ip: str, kind: Any, payload: Any) -> dict[str, Any]:
+        limited = {"type": "error", "payload": RATE_LIMITED}
         try:
-            if kind == "info" and isinstance(payload, dict):
+            if kind == "info":
+                if not self._allow(ip, info_weight(_kind(payload))):
+                    return limited
                 data = self.exchange.info(payload)
-                response: dict[str, Any] = {
-                    "type": "info",
-                    "payload": {"type": payload.get("type"), "data": data},
-                }
-            elif kind == "action":
-                response = {"type": "action", "payload": self.exchange.exchange(payload)}
-            else:
-                response = {"type": "error", "payload": "request type must be info or action"}
+                return {"type": "info", "payload": {"type": _kind(payload), "data": data}}
+            if kind == "action":
+                if not self._allow(ip, exchange_weight(_batch_len(payload))):
+                    return limited
+                return {"type": "action", "payload": self.exchange.exchange(payload)}
         except BadRequest as exc:
-            response = {"type": "error", "payload": str(exc)}
-        return {"id": msg.get("id"), "response": response}
+            return {"type": "error", "payload": error_text(str(exc))}
+        return {"type": "error", "payload": "request type must be info or action"}
 
     # ------------------------------------------------------------------ operator API
 
@@ -384,7 +490,7 @@ class ExchangeServer:
                 raise AdminError("the body must be a JSON object")
             result = action(body)
         except (BadRequest, AdminError) as exc:
-            return _text(400, str(exc))
+            return _error(400, str(exc))
         self.hub.flush(market_step=True)
         return _json(result)
 
@@ -409,9 +515,27 @@ class ExchangeServer:
         return await self._admin(request, price)
 
     async def handle_advance(self, request: web.Request) -> web.Response:
-        return await self._admin(
-            request, lambda b: {"status": "ok", "time": self.exchange.advance(b.get("ms"))}
-        )
+        """Advance the stepped clock, a market step per second, yielding to the event loop every
+        ``SLICE_S`` (other requests are served meanwhile); advances run one after another."""
+        try:
+            body = await self._body(request)
+            if not isinstance(body, dict):
+                raise AdminError("the body must be a JSON object")
+            ms = self.exchange.check_advance(body.get("ms"))
+        except (BadRequest, AdminError) as exc:
+            return _error(400, str(exc))
+        async with self._advancing:
+            await self._sliced(self.exchange.advance_steps(ms))
+        self.hub.flush(market_step=True)
+        return _json({"status": "ok", "time": self.exchange.clock.now_ms()})
+
+    async def _sliced(self, work: Iterator[None]) -> None:
+        """Run ``work`` to the end, yielding to the event loop whenever a slice took ``SLICE_S``."""
+        started = time.monotonic()
+        for _ in work:
+            if time.monotonic() - started >= SLICE_S:
+                await asyncio.sleep(0)
+                started = time.monotonic()
 
     async def handle_vault(self, request: web.Request) -> web.Response:
         return await self._admin(

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from hyperfollow.exchange.engine import Engine
-from hyperfollow.exchange.info import InfoApi
+from hyperfollow.exchange.info import InfoApi, error_text, is_address
 
 SubKey = tuple[str, ...]
 USER_SUBS = frozenset(
@@ -34,6 +34,20 @@ MAX_QUEUE = 20_000
 
 def dumps(channel: str, data: Any) -> str:
     return json.dumps({"channel": channel, "data": data}, separators=(",", ":"))
+
+
+def quote(value: Any, limit: int = 120) -> str:
+    """A client's JSON value as an error text may quote it: compact, escaped, bounded."""
+    try:
+        text = json.dumps(value, separators=(",", ":"))
+    except (TypeError, ValueError, RecursionError):
+        text = "..."
+    return error_text(text, limit)
+
+
+def error_frame(text: str) -> str:
+    """The venue's error frame, ``{"channel": "error", "data": text}``, with ``text`` made safe."""
+    return dumps("error", error_text(text))
 
 
 class Connection:
@@ -76,34 +90,35 @@ class WsHub:
     # ------------------------------------------------------------------ subscriptions
 
     def key_of(self, sub: Any) -> SubKey:
-        """The routing key of a subscription object; ValueError when it is not one we know."""
+        """The routing key of a subscription object; ValueError when it is not one we know (any
+        field of the wrong type included: coins, dexes and intervals are strings)."""
         if not isinstance(sub, Mapping) or not isinstance(sub.get("type"), str):
             raise ValueError("Invalid subscription")
         kind = sub["type"]
         universe = self.engine.universe
         if kind == "allMids":
             dex = sub.get("dex") or ""
-            if dex not in universe.metas:
+            if not isinstance(dex, str) or dex not in universe.metas:
                 raise ValueError("Invalid subscription")
             return (kind, dex)
+        coin = sub.get("coin")
         if kind in ("l2Book", "trades", "bbo", "activeAssetCtx"):
-            coin = sub.get("coin")
-            if coin not in universe.by_coin:
+            if not isinstance(coin, str) or coin not in universe.by_coin:
                 raise ValueError("Invalid subscription")
-            return (kind, str(coin))
+            return (kind, coin)
         if kind == "candle":
-            coin, interval = sub.get("coin"), sub.get("interval")
-            if coin not in universe.by_coin or not isinstance(interval, str):
+            interval = sub.get("interval")
+            if not isinstance(coin, str) or coin not in universe.by_coin or not isinstance(interval, str):
                 raise ValueError("Invalid subscription")
-            return (kind, str(coin), interval)
+            return (kind, coin, interval)
         if kind in USER_SUBS:
             user = sub.get("user")
-            if not isinstance(user, str) or len(user) != 42 or not user.startswith("0x"):
+            if not is_address(user):
                 raise ValueError("Invalid subscription")
             if kind == "activeAssetData":
-                if sub.get("coin") not in universe.by_coin:
+                if not isinstance(coin, str) or coin not in universe.by_coin:
                     raise ValueError("Invalid subscription")
-                return (kind, user.lower(), str(sub["coin"]))
+                return (kind, user.lower(), coin)
             return (kind, user.lower())
         raise ValueError("Invalid subscription")
 
@@ -116,15 +131,15 @@ class WsHub:
         try:
             key = self.key_of(sub)
         except ValueError:
-            conn.push(dumps("error", f"Invalid subscription {json.dumps(sub)}"))
+            conn.push(error_frame(f"Invalid subscription {quote(sub)}"))
             return
         if key in conn.subs:
-            conn.push(dumps("error", f"Already subscribed: {json.dumps(sub)}"))
+            conn.push(error_frame(f"Already subscribed: {quote(sub)}"))
             return
         if key[0] in USER_SUBS and self.max_users_per_ip is not None:
             users = self.users_of_ip(conn.ip)
             if key[1] not in users and len(users) >= self.max_users_per_ip:
-                conn.push(dumps("error", f"Cannot track more than {self.max_users_per_ip} total users."))
+                conn.push(error_frame(f"Cannot track more than {self.max_users_per_ip} total users."))
                 return
         conn.subs.add(key)
         self.subs.setdefault(key, set()).add(conn)
@@ -136,7 +151,7 @@ class WsHub:
         try:
             key = self.key_of(sub)
         except ValueError:
-            conn.push(dumps("error", f"Invalid subscription {json.dumps(sub)}"))
+            conn.push(error_frame(f"Invalid subscription {quote(sub)}"))
             return
         conn.subs.discard(key)
         self._forget(conn, key)
