@@ -18,8 +18,35 @@ from hyperfollow.copy.model import (
 )
 from hyperfollow.copy.orders import OrderContext
 from hyperfollow.copy.sizing import ZERO, equity_ratio, target_size
-from hyperfollow.domain.model import Position, Side
+from hyperfollow.domain.model import Fill, Position, Side
 from hyperfollow.domain.rules import Instrument
+
+
+def renews_position(fill: Fill) -> bool:
+    """True when a leader fill opened its position from flat, closed it, or turned it to the other side:
+    whatever it holds in the coin afterwards no longer predates a follow."""
+    start = fill.start_position
+    end = start + fill.signed_size
+    return start == 0 or end == 0 or end * start < 0
+
+
+def existing_position_gate(
+    leader_position: Position, *, mark: Decimal, settings: FollowSettings
+) -> tuple[SkipReason, dict[str, str]] | None:
+    """May we buy into a leader position that was open when the follow started? None: yes, join it now.
+
+    The follow's ``existing_positions`` choice, shared by both modes (mirror joins once when the follow
+    starts, delta sync at each round while the position lasts): IGNORE (or a flat leader) gives
+    SKIP_PREEXISTING; JOIN gives SKIP_JOIN_GUARD, with the numbers, while the mark is more than
+    ``join_price_guard_pct`` worse for us (reverse-aware) than the leader's entry.
+    """
+    if settings.existing_positions is ExistingPositions.IGNORE or leader_position.size == 0:
+        return SkipReason.SKIP_PREEXISTING, {}
+    sign = (1 if leader_position.size > 0 else -1) * (-1 if settings.reverse else 1)
+    drift = adverse_drift_pct(Side.of(sign > 0), leader_position.entry_price, mark)
+    if drift > settings.join_price_guard_pct:
+        return SkipReason.SKIP_JOIN_GUARD, numbers(drift_pct=drift, guard_pct=settings.join_price_guard_pct)
+    return None
 
 
 def decide_join(
@@ -62,7 +89,8 @@ def decide_join(
         mark=mark,
         follower_position=follower_position,
     )
-    if settings.existing_positions is ExistingPositions.IGNORE or leader_position.size == 0:
+    gate = existing_position_gate(leader_position, mark=mark, settings=settings)
+    if gate is not None and gate[0] is SkipReason.SKIP_PREEXISTING:
         return [ctx.skip(SkipReason.SKIP_PREEXISTING, base)]
     if instrument.is_spot:
         return [ctx.skip(SkipReason.SKIP_SPOT, base)]
@@ -74,10 +102,8 @@ def decide_join(
         out.append(ctx.close_all(follower_position, leg="close", reason="join: leave the other side"))
         budget_used = max(ZERO, budget_used - abs(follower_position) * mark)
     side = Side.of(sign > 0)
-    drift = adverse_drift_pct(side, leader_position.entry_price, mark)
-    if drift > settings.join_price_guard_pct:
-        detail = base | numbers(drift_pct=drift, guard_pct=settings.join_price_guard_pct)
-        out.append(ctx.skip(SkipReason.SKIP_JOIN_GUARD, detail))
+    if gate is not None:
+        out.append(ctx.skip(gate[0], base | gate[1]))
         return out
     ratio = equity_ratio(follower_equity, leader_equity)
     if settings.sizing is SizingMode.EQUITY_RATIO and ratio <= 0:

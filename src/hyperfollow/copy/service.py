@@ -40,7 +40,15 @@ from hyperfollow.copy.journal import CopyJournal, Cursor, Follow
 from hyperfollow.copy.lifecycle import decide_join, decide_stop
 from hyperfollow.copy.mids import MidsCache
 from hyperfollow.copy.mirror_loop import MirrorLoop, Pump, Received
-from hyperfollow.copy.model import Decision, ExistingPositions, FollowSettings, StopAction, intents, skips
+from hyperfollow.copy.model import (
+    CopyMode,
+    Decision,
+    ExistingPositions,
+    FollowSettings,
+    StopAction,
+    intents,
+    skips,
+)
 from hyperfollow.copy.risk_glue import RiskGlue
 from hyperfollow.copy.sending import OrderJob, Sender
 from hyperfollow.copy.state import CopyEvent, EventHub, EventKind, Ledger, TtlCache
@@ -449,6 +457,8 @@ class CopyService:
         held = self.ledger.positions_of(follow.follower, follow.leader)
         pre = {p.coin for p in leader.positions if p.size != 0 and not held.get(p.coin)}
         self._preexisting[follow.key] = pre
+        if follow.settings.mode is CopyMode.DELTA:
+            return  # delta rounds apply existing_positions themselves, within the follow's exposure bound
         if not fresh or follow.settings.existing_positions is not ExistingPositions.JOIN or not pre:
             return
         marks = await self.marks()

@@ -341,6 +341,33 @@ async def test_delta_sync_converges_within_the_band_and_respects_the_cooldown(wo
     assert await world.position(F1) == 0
 
 
+async def test_delta_sync_does_not_buy_into_what_the_leader_held_before_the_follow(world: World) -> None:
+    await world.trade(LEADER, Side.BUY, "10")  # before the follow: ~30% of the leader's equity
+    svc = await _following(world, FollowSettings(mode=CopyMode.DELTA))
+    await svc.settle()
+    events = await svc.delta_round()
+    assert [(e.kind, e.skip_reason) for e in events] == [(EventKind.SKIPPED, SkipReason.SKIP_PREEXISTING)]
+    assert await svc.delta_round() == []  # said once, not at every round
+    assert await world.position(F1) == 0
+    await world.trade(LEADER, Side.SELL, "10", reduce_only=True)  # the leader leaves ...
+    await world.trade(LEADER, Side.BUY, "10")  # ... and opens afresh: that one is ours to follow
+    events = await svc.delta_round()
+    assert [(e.kind, e.leg) for e in events] == [(EventKind.FILLED, "open")]
+    assert D("0.9") < await world.position(F1) < D("1.1")
+
+
+async def test_delta_sync_with_join_joins_the_leaders_book_at_its_first_round(world: World) -> None:
+    await world.trade(LEADER, Side.BUY, "10")
+    settings = FollowSettings(mode=CopyMode.DELTA, existing_positions=ExistingPositions.JOIN)
+    svc = await _following(world, settings)
+    await svc.settle()
+    assert await world.position(F1) == 0  # no mirror-style join at the start: the delta round does it
+    events = await svc.delta_round()
+    assert [(e.kind, e.leg) for e in events] == [(EventKind.FILLED, "open")]
+    assert D("0.9") < await world.position(F1) < D("1.1")
+    assert await svc.delta_round() == []  # joined: in the band from now on
+
+
 # ---------------------------------------------------------------------- restarts
 
 
