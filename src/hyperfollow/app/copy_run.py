@@ -293,12 +293,12 @@ class CopyRun:
                     await asyncio.wait_for(stop.wait(), max(0.0, wait))
 
     async def close_copies(self) -> None:
-        """Stop every follow with CLOSE (reduce-only closes of what we hold), and wait for the fills."""
-        for follow in list(self.service.active_follows()):
-            try:
-                await self.service.stop_follow(follow.follower, follow.leader, StopAction.CLOSE)
-            except Exception as exc:
-                log.warning("copy_run.close_failed", leader=follow.leader, error=repr(exc))
+        """Stop every follow with CLOSE, all together: the account's net position is closed once per coin
+        (reduce-only) and every follow's ledger settled; then wait for the fills."""
+        try:
+            await self.service.stop_all(StopAction.CLOSE)
+        except Exception as exc:
+            log.warning("copy_run.close_failed", error=repr(exc))
         await self.service.settle()
 
     async def report(self) -> CopyReport:
