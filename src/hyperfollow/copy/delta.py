@@ -172,35 +172,63 @@ def decide_delta(
     )
     theirs = {p.coin: p for p in leader_snapshot.positions}
     coins = sorted(c for c in set(ours_by_coin) | set(theirs) if ours_by_coin.get(c) or _size(theirs, c))
-    tradable: list[tuple[str, Instrument, Decimal, dict[str, str]]] = []
-    targets: dict[str, Decimal] = {}
+    pre = preexisting or {}
+    tradable: list[_Tradable] = []
     for coin in coins:
-        ref = f"{_ref(leader_snapshot)}:{coin}"
-        inst, mark = instruments.get(coin), marks.get(coin)
-        ours, position = ours_by_coin.get(coin, ZERO), theirs.get(coin)
-        info = numbers(leader_size=_size(theirs, coin), follower_position=ours, mark=mark)
-        if inst is None or inst.is_spot:
-            why = SkipReason.SKIP_UNKNOWN_COIN if inst is None else SkipReason.SKIP_SPOT
-            plan.first.append(Skip(follower, leader, coin, why, info, ref))
-            continue
-        if mark is None or mark <= 0:
-            plan.first.append(Skip(follower, leader, coin, SkipReason.SKIP_NO_MARK, info, ref))
-            continue
-        gate = _preexisting_gate(position, ours, mark, settings, preexisting or {})
-        if gate is not None:
-            plan.first.append(Skip(follower, leader, coin, gate[0], info | gate[1], ref))
-            continue
-        leader_size = position.size if position is not None else ZERO
-        targets[coin] = target_position(leader_size, mark=mark, settings=settings, ratio=plan.ratio)
-        tradable.append((ref, inst, mark, info))
-    bounded = bound_targets(targets, marks, plan.bound_usd)
-    for ref, inst, mark, info in tradable:
-        coin = inst.coin
-        since = _since(now_ms, last_adjust_ms.get(coin))
-        extra = bounded.numbers() if bounded.binding else {}
-        plan.coin(inst, mark, ref, ours_by_coin.get(coin, ZERO), theirs.get(coin), info | extra, since,
-                  target=bounded.targets[coin], scale=bounded.scale)  # fmt: skip
+        t = _tradable(plan, coin, _ref(leader_snapshot), ours_by_coin, theirs, instruments, marks, pre)
+        if t is not None:
+            tradable.append(t)
+    bounded = bound_targets({t.inst.coin: t.target for t in tradable}, marks, plan.bound_usd)
+    extra = bounded.numbers() if bounded.binding else {}
+    for t in tradable:
+        since = _since(now_ms, last_adjust_ms.get(t.inst.coin))
+        plan.coin(t.inst, t.mark, t.ref, t.ours, t.position, t.info | extra, since,
+                  target=bounded.targets[t.inst.coin], scale=bounded.scale)  # fmt: skip
     return plan.finish()
+
+
+@dataclass(frozen=True, slots=True)
+class _Tradable:
+    """A coin this round may trade, with its unbounded target (signed)."""
+
+    ref: str
+    inst: Instrument
+    mark: Decimal
+    ours: Decimal
+    position: Position | None
+    info: dict[str, str]
+    target: Decimal
+
+
+def _tradable(
+    plan: _Round,
+    coin: str,
+    snapshot_ref: str,
+    ours_by_coin: Mapping[str, Decimal],
+    theirs: Mapping[str, Position],
+    instruments: Mapping[str, Instrument],
+    marks: Mapping[str, Decimal],
+    preexisting: Mapping[str, int],
+) -> _Tradable | None:
+    """The coin with its target, or None after adding the skip that says why it is not traded."""
+    ref = f"{snapshot_ref}:{coin}"
+    inst, mark = instruments.get(coin), marks.get(coin)
+    ours, position = ours_by_coin.get(coin, ZERO), theirs.get(coin)
+    info = numbers(leader_size=_size(theirs, coin), follower_position=ours, mark=mark)
+    why: tuple[SkipReason, dict[str, str]]
+    if inst is None or inst.is_spot:
+        why = (SkipReason.SKIP_UNKNOWN_COIN if inst is None else SkipReason.SKIP_SPOT), {}
+    elif mark is None or mark <= 0:
+        why = SkipReason.SKIP_NO_MARK, {}
+    else:
+        gate = _preexisting_gate(position, ours, mark, plan.settings, preexisting)
+        if gate is None:
+            leader_size = position.size if position is not None else ZERO
+            target = target_position(leader_size, mark=mark, settings=plan.settings, ratio=plan.ratio)
+            return _Tradable(ref, inst, mark, ours, position, info, target)
+        why = gate
+    plan.first.append(Skip(plan.follower, plan.leader, coin, why[0], info | why[1], ref))
+    return None
 
 
 def _preexisting_gate(
