@@ -8,6 +8,7 @@ import re
 import sqlite3
 import threading
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,29 @@ def test_the_demo_copies_reports_saves_its_plot_and_store_and_stops(
         ).fetchone()[0]
         assert journal.fetchone()[0] + skips.fetchone()[0] >= 1
         assert follows.fetchone()[0] == len(run.leaders) == 3
+    # the end: every copied position closed (the venue flat: our fills net out per coin, settlements
+    # aside; every follow's ledger flat), and none of the final closes refused
+    output = re.sub(r"\x1b\[[0-9;]*m", "", result.output)
+    assert "Still open" not in output
+    assert "Reduce only" not in output
+    assert "[error" not in output
+    with sqlite3.connect(out / "demo.db") as db:
+        venue = db.execute(
+            "SELECT coin, side, size FROM fills WHERE address = ? AND dir != 'Settlement'", (run.follower,)
+        ).fetchall()
+        held = db.execute("SELECT leader, coin, size FROM positions WHERE follower = ?", (run.follower,))
+        ledgers = [(leader, coin) for leader, coin, size in held.fetchall() if Decimal(size) != 0]
+        refused = db.execute(  # the end-of-run closes (their cause is "stop:<time>:<coin>")
+            "SELECT count(*) FROM order_journal WHERE follower = ? AND source_fill_key GLOB 'stop:[0-9]*'"
+            " AND state = 'REJECTED'",
+            (run.follower,),
+        ).fetchone()[0]
+    net: dict[str, Decimal] = {}
+    for coin, side, size in venue:
+        net[coin] = net.get(coin, Decimal(0)) + (Decimal(size) if side == "B" else -Decimal(size))
+    assert {c: n for c, n in net.items() if n} == {}
+    assert ledgers == []
+    assert refused == 0
     # the risk service ran beside the copies: every filled copy got its native stop
     placed = re.search(r"risk: (\d+) stops placed", result.output)
     assert placed is not None, result.output

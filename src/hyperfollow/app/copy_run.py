@@ -41,6 +41,7 @@ from hyperfollow.adapters.hyperliquid.venue import HyperliquidVenue, connect
 from hyperfollow.app.follow_config import CopyConfig
 from hyperfollow.app.report import CopyReport, EquitySeries, LeaderLine, percentile
 from hyperfollow.app.risk_run import policy_by_leader, start_risk
+from hyperfollow.copy.lifecycle import is_settlement
 from hyperfollow.copy.model import CopyMode, ExecutionStyle, FollowSettings, StopAction
 from hyperfollow.copy.service import CopyService, ServiceConfig
 from hyperfollow.copy.state import CopyEvent, EventKind
@@ -234,6 +235,7 @@ class CopyRun:
         self.start_equity = ZERO
         self.started = 0.0
         self.unrealized: dict[str, Decimal] = {}
+        self.realized_before: dict[str, Decimal] = {}  # per leader, from earlier runs in the store
         service.on_event(stats.on_event)
 
     @property
@@ -254,6 +256,10 @@ class CopyRun:
         self.started = time.monotonic()
         await self.sample()
         self.start_equity = self.snapshot.equity if self.snapshot is not None else ZERO
+        before: dict[str, Decimal] = {}
+        for held in await self.service.journal.positions(self.follower):
+            before[held.leader] = before.get(held.leader, ZERO) + held.realized_pnl
+        self.realized_before = before
 
     async def run(self, stop: asyncio.Event, duration_s: float | None) -> None:
         """Show the view until ``stop`` is set or ``duration_s`` wall seconds have passed (from now)."""
@@ -293,12 +299,12 @@ class CopyRun:
                     await asyncio.wait_for(stop.wait(), max(0.0, wait))
 
     async def close_copies(self) -> None:
-        """Stop every follow with CLOSE (reduce-only closes of what we hold), and wait for the fills."""
-        for follow in list(self.service.active_follows()):
-            try:
-                await self.service.stop_follow(follow.follower, follow.leader, StopAction.CLOSE)
-            except Exception as exc:
-                log.warning("copy_run.close_failed", leader=follow.leader, error=repr(exc))
+        """Stop every follow with CLOSE, all together: the account's net position is closed once per coin
+        (reduce-only) and every follow's ledger settled; then wait for the fills."""
+        try:
+            await self.service.stop_all(StopAction.CLOSE)
+        except Exception as exc:
+            log.warning("copy_run.close_failed", error=repr(exc))
         await self.service.settle()
 
     async def report(self) -> CopyReport:
@@ -316,12 +322,12 @@ class CopyRun:
         fills = 0
         async with self.store.transaction() as tx:
             for recorded in await tx.fills.for_address(self.follower):
-                if recorded.fill.time_ms < self._first_sample_ms():
-                    continue
+                if recorded.fill.time_ms < self._first_sample_ms() or is_settlement(recorded.fill):
+                    continue  # before this run, or a settlement between ledgers (not a venue fill)
                 fills += 1
                 if recorded.leader is not None:
                     fees[recorded.leader] = fees.get(recorded.leader, ZERO) + recorded.fill.fee
-        realized: dict[str, Decimal] = {}
+        realized = {leader: -pnl for leader, pnl in self.realized_before.items()}  # this run's only
         unrealized: dict[str, Decimal] = {}
         for p in self.service.ledger.all_positions(self.follower):
             realized[p.leader] = realized.get(p.leader, ZERO) + p.realized_pnl
@@ -352,6 +358,7 @@ class CopyRun:
             latencies_ms=list(self.stats.latencies_ms),
             orders=self.stats.orders,
             fills=fills,
+            since_ms=self._first_sample_ms() or None,
         )
 
     def _first_sample_ms(self) -> int:

@@ -1,10 +1,15 @@
 """The copy report: per-leader PnL, copies taken and skipped by reason, latency percentiles, and a PNG of
-follower vs leader equity. Pure formatting over what the run recorded (no venue, no database here)."""
+follower vs leader equity. Pure formatting over what the run recorded (no venue, no database here).
+
+Every figure is for the run the report ends (from ``since_ms``), never the store's whole history: a store
+reused across runs keeps earlier fills and PnL, which the report leaves out. Its first line says so.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -47,12 +52,23 @@ class CopyReport:
     latencies_ms: Sequence[float] = ()  # leader fill time -> our order acknowledged
     orders: int = 0
     fills: int = 0
+    since_ms: int | None = None  # the run's start (venue time): every figure counts from here
+
+    @property
+    def scope(self) -> str:
+        """What the figures cover: this run, not the store's whole history."""
+        since = ""
+        if self.since_ms is not None:
+            start = datetime.fromtimestamp(self.since_ms / 1000, UTC)
+            since = f" (since {start:%Y-%m-%d %H:%M:%S} UTC)"
+        return f"this run only{since}; earlier runs in the store are not counted"
 
     def render(self) -> Group:
         """Rich renderables for the terminal."""
         pnl = self.follower_end - self.follower_start
         pct = pnl / self.follower_start * 100 if self.follower_start else Decimal(0)
         summary = Table.grid(padding=(0, 2))
+        summary.add_row("scope", self.scope)
         summary.add_row("run", f"{self.duration_s:.0f} s wall")
         summary.add_row("follower equity", f"{self.follower_start:,.2f} -> {self.follower_end:,.2f} USDC")
         summary.add_row("follower PnL", f"{pnl:+,.2f} USDC ({pct:+.2f} %)")

@@ -5,7 +5,13 @@ journal-and-execute path.
 The schedule runs on the service's clock (the venue's, accelerated in the demo): the loop wakes every
 ``delta_tick_secs`` of real time and syncs each follow whose ``delta_interval_secs`` have passed on
 that clock. Skips for "within the band" are the normal state of a synced follow and are not logged as
-skipped copies (they would fill the skip log every round); every other skip is.
+skipped copies (they would fill the skip log every round); nor is a leader position that predates the
+follow after its first skip (not joined, or beyond the join guard); every other skip is.
+
+The leader positions that predate the follow are the service's (``CopyService.preexisting``, the set mirror
+mode uses), with the side each had when this loop first saw it. A coin leaves the set when we open our
+share of it (joined), and when the leader renews its position there (``lifecycle.renews_position``: flat,
+closed or turned, seen in its fills since the last check, so a close and re-open between two rounds counts).
 """
 
 from __future__ import annotations
@@ -18,10 +24,12 @@ from typing import TYPE_CHECKING
 import structlog
 
 from hyperfollow.copy.delta import decide_delta
-from hyperfollow.copy.journal import Follow
+from hyperfollow.copy.journal import Cursor, Follow
+from hyperfollow.copy.lifecycle import renews_position
 from hyperfollow.copy.model import CopyMode, Decision, Skip, SkipReason, intents
 from hyperfollow.copy.state import CopyEvent
 from hyperfollow.domain.errors import UnknownInstrument
+from hyperfollow.domain.model import AccountSnapshot, Fill
 from hyperfollow.domain.rules import Instrument
 
 if TYPE_CHECKING:
@@ -38,6 +46,9 @@ class DeltaLoop:
         self._last_round_ms: dict[tuple[str, str], int] = {}
         # (follower, leader) -> coin -> when we last traded it (cooldown); in memory only, see the report
         self.last_adjust_ms: dict[tuple[str, str], dict[str, int]] = {}
+        self._pre_sides: dict[tuple[str, str], dict[str, int]] = {}  # coin -> the leader's side then
+        self._told: dict[tuple[str, str], set[tuple[str, SkipReason]]] = {}  # preexisting skips logged
+        self._pre_checked: dict[tuple[str, str], Cursor] = {}  # the last leader fill read for them
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -87,16 +98,61 @@ class DeltaLoop:
             now = svc.now_ms()
             self._last_round_ms[follow.key] = now
             decision = await self._decide(follow, now)
-            quiet = [d for d in decision if isinstance(d, Skip) and d.reason is SkipReason.SKIP_IN_BAND]
+            quiet = [d for d in decision if isinstance(d, Skip) and self._quiet(follow, d)]
             if quiet:
-                log.debug("copy.in_band", follower=follow.follower, leader=follow.leader,
+                log.debug("copy.delta_quiet", follower=follow.follower, leader=follow.leader,
                           coins=[s.coin for s in quiet])  # fmt: skip
             decision = [d for d in decision if d not in quiet]
             events = await svc.act(follow, decision, origin_ms=None, received=None, cursor=None)
             adjusted = self.last_adjust_ms.setdefault(follow.key, {})
             for intent in intents(decision):
                 adjusted[intent.coin] = now
+                if not intent.reduce_only:  # our share of it is open: its changes are ours to follow
+                    self._forget_preexisting(follow, intent.coin)
             return events
+
+    def _quiet(self, follow: Follow, skip: Skip) -> bool:
+        """In band, or a preexisting position's skip already logged once."""
+        if skip.reason is SkipReason.SKIP_IN_BAND:
+            return True
+        if skip.reason not in (SkipReason.SKIP_PREEXISTING, SkipReason.SKIP_JOIN_GUARD):
+            return False
+        told = self._told.setdefault(follow.key, set())
+        if (skip.coin, skip.reason) in told:
+            return True
+        told.add((skip.coin, skip.reason))
+        return False
+
+    def _forget_preexisting(self, follow: Follow, coin: str) -> None:
+        self._svc.preexisting(follow).discard(coin)
+        self._pre_sides.get(follow.key, {}).pop(coin, None)
+        self._told[follow.key] = {t for t in self._told.get(follow.key, set()) if t[0] != coin}
+
+    async def _preexisting(self, follow: Follow, leader: AccountSnapshot) -> dict[str, int]:
+        """The follow's preexisting coins with the leader's side in each, updated from ``leader`` and from
+        the leader's fills since the last check (when they cannot be read, the set stays as it was)."""
+        coins = self._svc.preexisting(follow)
+        if coins:
+            # from the follow's start cursor (after the leader's last fill before it), then from the last read
+            seen = self._pre_checked.get(follow.key) or self._svc.cursor_of(follow)
+            seen = seen or Cursor(follow.created_ms, "")
+            try:
+                fills = await self._svc.leader_feed.fills_since(follow.leader, seen.time_ms)
+            except Exception as exc:  # keep them preexisting: the safe side, and the next round reads again
+                log.warning("copy.delta_leader_fills_failed", leader=follow.leader, error=str(exc))
+            else:
+                fresh = [f for f in fills if _after(f, seen)]
+                if fresh:
+                    self._pre_checked[follow.key] = Cursor(fresh[-1].time_ms, fresh[-1].ref)
+                for coin in sorted({f.coin for f in fresh if f.coin in coins and renews_position(f)}):
+                    self._forget_preexisting(follow, coin)
+        sides = self._pre_sides.setdefault(follow.key, {})
+        held = {p.coin: (1 if p.size > 0 else -1) for p in leader.positions if p.size != 0}
+        for coin in sorted(coins):
+            sides.setdefault(coin, held.get(coin, 0))
+            if held.get(coin) != sides[coin]:  # the leader left the coin or turned: what comes is fresh
+                self._forget_preexisting(follow, coin)
+        return {c: sides[c] for c in sorted(coins)}
 
     async def _decide(self, follow: Follow, now: int) -> Decision:
         svc = self._svc
@@ -125,4 +181,13 @@ class DeltaLoop:
             budget_used_usd=svc.ledger.budget_used(follow.follower, follow.leader, marks)
             if ours
             else Decimal(0),
+            preexisting=await self._preexisting(follow, leader),
         )
+
+
+def _after(fill: Fill, seen: Cursor) -> bool:
+    """The fill comes after ``seen`` (fills share milliseconds: within one, the trade id decides; a fill
+    without one at that millisecond is taken as seen)."""
+    if fill.time_ms != seen.time_ms:
+        return fill.time_ms > seen.time_ms
+    return fill.tid is not None and seen.tid is not None and fill.tid > seen.tid

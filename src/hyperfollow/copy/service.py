@@ -1,6 +1,6 @@
 """``CopyService``: copy trading for several followers and leaders in one asyncio process.
 
-The pure modules decide (``decide_mirror``, ``decide_delta``, ``decide_join``, ``decide_stop``); this
+The pure modules decide (``decide_mirror``, ``decide_delta``, ``decide_join``, ``plan_close``); this
 shell fetches their inputs, journals, sends, records and reports:
 
 * **Mirror** (``mirror_loop``): one leader fill stream; each fill, for each mirror follow of its leader.
@@ -29,18 +29,26 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 import structlog
 
-from hyperfollow.copy import startup
+from hyperfollow.copy import closing, startup
 from hyperfollow.copy.delta_loop import DeltaLoop
 from hyperfollow.copy.journal import CopyJournal, Cursor, Follow
-from hyperfollow.copy.lifecycle import decide_join, decide_stop
+from hyperfollow.copy.lifecycle import decide_join
 from hyperfollow.copy.mids import MidsCache
 from hyperfollow.copy.mirror_loop import MirrorLoop, Pump, Received
-from hyperfollow.copy.model import Decision, ExistingPositions, FollowSettings, StopAction, intents, skips
+from hyperfollow.copy.model import (
+    CopyMode,
+    Decision,
+    ExistingPositions,
+    FollowSettings,
+    StopAction,
+    intents,
+    skips,
+)
 from hyperfollow.copy.risk_glue import RiskGlue
 from hyperfollow.copy.sending import OrderJob, Sender
 from hyperfollow.copy.state import CopyEvent, EventHub, EventKind, Ledger, TtlCache
@@ -328,33 +336,26 @@ class CopyService:
     async def stop_follow(
         self, follower: str, leader: str, action: StopAction | None = None
     ) -> list[CopyEvent]:
-        """Stop copying ``leader``: KEEP our positions, or CLOSE them (reduce-only) - the follow's
-        ``stop_action`` unless ``action`` is given."""
-        key = (follower.lower(), leader.lower())
-        follow = self._follows.get(key)
+        """Stop copying ``leader``: KEEP our positions, or CLOSE them - the follow's ``stop_action`` unless
+        ``action`` is given. Closing closes the follow's share of the account's net position (reduce-only,
+        never more than the net) and settles what offsets other follows' shares (``copy.closing``)."""
+        follow = self._follows.get((follower.lower(), leader.lower()))
         if follow is None:
             return []
-        action = action or follow.settings.stop_action
-        async with self.lock(follow):
-            del self._follows[key]
-            positions = self.ledger.positions_of(*key)
-            marks = await self.marks()
-            instruments = await self.instruments(positions)
-            now = self.now_ms()
-            decision = decide_stop(
-                positions,
-                marks=marks,
-                instruments=instruments,
-                settings=replace(follow.settings, stop_action=action),
-                follower=follow.follower,
-                leader=follow.leader,
-                stop_ref=str(now),
-            )
-            events = await self.act(follow, decision, origin_ms=None, received=None, cursor=None)
-            await self.journal.end_follow(follow.follower, follow.leader, action, now_ms=now)
-        log.info("copy.stop", follower=follow.follower, leader=follow.leader, action=action.value)
+        events = await closing.stop_follows(self, [follow], action)
         await self.mirror.restart()
         return events
+
+    async def stop_all(self, action: StopAction | None = None) -> list[CopyEvent]:
+        """Stop every follow (``action``, else each one's own). Closing all of an account's follows closes
+        its net position once per coin and settles every ledger."""
+        events = await closing.stop_follows(self, self.active_follows(), action)
+        await self.mirror.restart()
+        return events
+
+    def deactivate(self, follow: Follow) -> None:
+        """No copy starts for ``follow`` from now on (the caller holds its lock and ends the follow)."""
+        self._follows.pop(follow.key, None)
 
     async def delta_round(self) -> list[CopyEvent]:
         """One delta-sync round for every delta follow, now."""
@@ -449,6 +450,8 @@ class CopyService:
         held = self.ledger.positions_of(follow.follower, follow.leader)
         pre = {p.coin for p in leader.positions if p.size != 0 and not held.get(p.coin)}
         self._preexisting[follow.key] = pre
+        if follow.settings.mode is CopyMode.DELTA:
+            return  # delta rounds apply existing_positions themselves, within the follow's exposure bound
         if not fresh or follow.settings.existing_positions is not ExistingPositions.JOIN or not pre:
             return
         marks = await self.marks()

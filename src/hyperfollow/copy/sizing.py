@@ -24,6 +24,7 @@ class Limit(StrEnum):
     ORDER_CAP = "max_order_usd"
     POSITION_CAP = "max_position_usd"
     BUDGET = "budget_usd"
+    EXPOSURE = "exposure_bound_usd"  # delta sync: the follow's share of equity x its leverage cap
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,14 +73,17 @@ def cap_size(
     settings: FollowSettings,
     position_usd: Decimal = ZERO,
     budget_used_usd: Decimal = ZERO,
+    exposure_bound_usd: Decimal | None = None,
 ) -> Sized:
     """Apply the order cap, the position cap (``position_usd`` = our notional already on that side of the
-    coin) and the leader budget (``budget_used_usd`` already used), then round down to lots."""
+    coin), the leader budget (``budget_used_usd`` already used) and, when given, the follow's exposure bound
+    (against the same notional held), then round down to lots."""
     size, limited_by, room = requested, None, None
     caps = (
         (Limit.ORDER_CAP, settings.max_order_usd, ZERO),
         (Limit.POSITION_CAP, settings.max_position_usd, position_usd),
         (Limit.BUDGET, settings.budget_usd, budget_used_usd),
+        (Limit.EXPOSURE, exposure_bound_usd, budget_used_usd),
     )
     for limit, cap, used in caps:
         if cap is None or price <= 0:

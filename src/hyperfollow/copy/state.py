@@ -210,6 +210,7 @@ class EventKind(StrEnum):
     REJECTED = "rejected"  # the venue refused it, or it could not be sent
     UNKNOWN = "unknown"  # sent, outcome unknown: reconciled by cloid
     SKIPPED = "skipped"  # not taken (reason in ``skip_reason``)
+    SETTLED = "settled"  # a share settled against an opposite one (or a gap) at the mark: nothing traded
     RESOLVED = "resolved"  # start-up: an order found at the venue was recorded (not resent)
     RESENT = "resent"  # start-up: an intent the venue never received was sent (same cloid)
     ABANDONED = "abandoned"  # start-up: an intent the venue never received was too old to send

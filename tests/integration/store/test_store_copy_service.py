@@ -17,7 +17,8 @@ from decimal import Decimal
 import pytest
 
 from hyperfollow.adapters.sim import SimVenue
-from hyperfollow.copy.model import CopyIntent, FollowSettings, SizingMode
+from hyperfollow.copy.lifecycle import is_settlement
+from hyperfollow.copy.model import CopyIntent, FollowSettings, SizingMode, StopAction
 from hyperfollow.copy.service import CopyService, ServiceConfig
 from hyperfollow.copy.state import CopyEvent, EventKind
 from hyperfollow.domain.ids import cloid_for
@@ -164,3 +165,37 @@ async def test_a_restart_resolves_resends_and_backfills_without_doing_anything_t
     assert len(entries) == 4  # the copies of two leader fills and the two test intents; none twice
     venue_fills = await world.leader_venue.leaders.fills_since(world.follower, START_MS)
     assert len({f.cloid for f in venue_fills}) == 4
+
+
+async def test_settled_opposite_shares_are_recorded_and_a_restart_loads_them_flat(world: World) -> None:
+    leader2 = _address()
+    world.exchange.fund(leader2, "100000")
+    second = SimVenue(world.exchange, leader2)
+    world.opened.append(second)
+    svc, store = world.service()
+    await svc.follow(world.follower, world.leader, TENTH)
+    await svc.follow(world.follower, leader2, TENTH)
+    await svc.start()
+    await world.trade(Side.BUY, "1")  # +0.1 for the first leader's follow
+    mid = (await second.market.mids())["ETH"]
+    await second.gateway.submit(
+        OrderRequest("ETH", Side.SELL, D("1"), (mid * D("0.95")).quantize(D("1")), Tif.IOC)
+    )
+    await svc.settle()
+    assert await world.position() == 0  # -0.1 for the second: the account is flat
+    events = await svc.stop_follow(world.follower, world.leader, StopAction.CLOSE)
+    assert [e.kind for e in events] == [EventKind.SETTLED, EventKind.SETTLED]
+    async with store.transaction() as tx:
+        positions = await tx.positions.for_follower(world.follower)
+        fills = await tx.fills.for_address(world.follower)
+    assert {(p.leader, p.size) for p in positions} == {(world.leader, D(0)), (leader2, D(0))}
+    settled = [f for f in fills if is_settlement(f.fill)]
+    assert {(f.leader, f.fill.side, f.fill.size) for f in settled} == {
+        (world.leader, Side.SELL, D("0.1")),
+        (leader2, Side.BUY, D("0.1")),
+    }
+    await svc.close()
+    again, _ = world.service()
+    await again.start()
+    assert again.ledger.positions_of(world.follower, world.leader) == {}
+    assert again.ledger.positions_of(world.follower, leader2) == {}

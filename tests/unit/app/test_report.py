@@ -46,3 +46,15 @@ def test_equity_plot_is_a_png(tmp_path: Path) -> None:
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(data) > 5_000
+
+
+def test_report_says_its_figures_are_for_this_run_at_the_top() -> None:
+    report = CopyReport(
+        duration_s=60, follower_start=Decimal(100), follower_end=Decimal(100), since_ms=1_767_225_600_000
+    )
+    console = Console(width=140, record=True)
+    console.print(report.render())
+    first = console.export_text().splitlines()[0]
+    assert "scope" in first
+    assert "this run only (since 2026-01-01 00:00:00 UTC)" in first
+    assert "earlier runs in the store are not counted" in first

@@ -12,7 +12,9 @@ from decimal import Decimal
 import pytest
 
 from hyperfollow.adapters.sim import SimVenue
+from hyperfollow.copy.closing import CLOSE_ATTEMPTS
 from hyperfollow.copy.journal import EntryState, Follow, InMemoryJournal
+from hyperfollow.copy.lifecycle import is_settlement
 from hyperfollow.copy.model import (
     CopyIntent,
     CopyMode,
@@ -307,6 +309,81 @@ async def test_two_leaders_have_separate_budgets_and_their_own_pnl(world: World)
     assert await world.position(F1) == D("0.1")
 
 
+async def _opposite(world: World, long: str, short: str) -> CopyService:
+    """F1 copies LEADER (who buys ``long``) and LEADER2 (who sells ``short``) on one account, with CLOSE."""
+    svc = world.service(F1)
+    settings = replace(TENTH, stop_action=StopAction.CLOSE)
+    await svc.follow(F1, LEADER, settings)
+    await svc.follow(F1, LEADER2, settings)
+    await svc.start()
+    await world.trade(LEADER, Side.BUY, long)
+    await world.trade(LEADER2, Side.SELL, short)
+    await svc.settle()
+    return svc
+
+
+async def test_closing_one_of_two_opposite_follows_on_a_flat_account_sends_nothing_and_settles_both(
+    world: World,
+) -> None:
+    svc = await _opposite(world, "1", "1")
+    assert svc.ledger.positions_of(F1, LEADER) == {"ETH": D("0.1")}
+    assert svc.ledger.positions_of(F1, LEADER2) == {"ETH": D("-0.1")}
+    assert await world.position(F1) == 0  # the venue is net flat
+    orders_before = len(world.journal.entries)
+    events = await svc.stop_follow(F1, LEADER)
+    await svc.settle()
+    assert [(e.kind, e.leader, e.side, e.size) for e in events] == [
+        (EventKind.SETTLED, LEADER, Side.SELL, D("0.1")),
+        (EventKind.SETTLED, LEADER2, Side.BUY, D("0.1")),
+    ]
+    assert len(world.journal.entries) == orders_before  # no order journalled, none sent
+    assert world.kinds(EventKind.REJECTED) == []
+    assert svc.ledger.positions_of(F1, LEADER) == {}
+    assert svc.ledger.positions_of(F1, LEADER2) == {}
+    assert await world.position(F1) == 0
+    # recorded: each share settled at the mark as a book fill of the journal, PnL realized
+    assert world.journal.held[(F1, LEADER, "ETH")].size == 0
+    assert world.journal.held[(F1, LEADER2, "ETH")].size == 0
+    settled = [f for f, _ in world.journal.fills.values() if is_settlement(f)]
+    assert {(f.side, f.size) for f in settled} == {(Side.BUY, D("0.1")), (Side.SELL, D("0.1"))}
+    assert await svc.stop_all() == []  # nothing left to close: LEADER2's share is settled too
+    assert await world.position(F1) == 0
+
+
+async def test_closing_all_follows_closes_the_net_once_and_settles_every_ledger(world: World) -> None:
+    svc = await _opposite(world, "2", "1")
+    assert await world.position(F1) == D("0.1")  # +0.2 for LEADER, -0.1 for LEADER2
+    events = await svc.stop_all()
+    await svc.settle()
+    orders = [e for e in events if e.kind is not EventKind.SETTLED]
+    assert [(e.kind, e.leader, e.side, e.filled) for e in orders] == [
+        (EventKind.FILLED, LEADER, Side.SELL, D("0.1"))
+    ]
+    assert world.kinds(EventKind.REJECTED) == []
+    assert await world.position(F1) == 0
+    assert svc.ledger.positions_of(F1, LEADER) == {}
+    assert svc.ledger.positions_of(F1, LEADER2) == {}
+    assert await world.journal.follows() == []
+    again = world.service(F1)  # a restart loads the settled ledgers: nothing held
+    await again.start()
+    assert again.ledger.positions_of(F1, LEADER) == {}
+    assert again.ledger.positions_of(F1, LEADER2) == {}
+
+
+async def test_a_close_the_venue_does_not_fill_is_tried_again_and_never_settled_away(world: World) -> None:
+    svc = await _following(world, TENTH)
+    await world.trade(LEADER, Side.BUY, "1")
+    await svc.settle()
+    held = await world.position(F1)
+    assert held > 0
+    await svc.follow(F1, LEADER, replace(TENTH, slippage_cap_pct=D("0.0001")))  # closes limited at the mark
+    events = await svc.stop_all(StopAction.CLOSE)
+    assert [e.kind for e in events] == [EventKind.UNFILLED] * CLOSE_ATTEMPTS
+    assert len({e.cloid for e in events}) == CLOSE_ATTEMPTS
+    assert await world.position(F1) == held  # nothing closed at the venue ...
+    assert svc.ledger.positions_of(F1, LEADER) == {"ETH": held}  # ... and nothing settled in the ledger
+
+
 # ---------------------------------------------------------------------- delta sync
 
 
@@ -339,6 +416,33 @@ async def test_delta_sync_converges_within_the_band_and_respects_the_cooldown(wo
     events = await svc.delta_round()
     assert [(e.kind, e.leg) for e in events] == [(EventKind.FILLED, "close")]
     assert await world.position(F1) == 0
+
+
+async def test_delta_sync_does_not_buy_into_what_the_leader_held_before_the_follow(world: World) -> None:
+    await world.trade(LEADER, Side.BUY, "10")  # before the follow: ~30% of the leader's equity
+    svc = await _following(world, FollowSettings(mode=CopyMode.DELTA))
+    await svc.settle()
+    events = await svc.delta_round()
+    assert [(e.kind, e.skip_reason) for e in events] == [(EventKind.SKIPPED, SkipReason.SKIP_PREEXISTING)]
+    assert await svc.delta_round() == []  # said once, not at every round
+    assert await world.position(F1) == 0
+    await world.trade(LEADER, Side.SELL, "10", reduce_only=True)  # the leader leaves ...
+    await world.trade(LEADER, Side.BUY, "10")  # ... and opens afresh: that one is ours to follow
+    events = await svc.delta_round()
+    assert [(e.kind, e.leg) for e in events] == [(EventKind.FILLED, "open")]
+    assert D("0.9") < await world.position(F1) < D("1.1")
+
+
+async def test_delta_sync_with_join_joins_the_leaders_book_at_its_first_round(world: World) -> None:
+    await world.trade(LEADER, Side.BUY, "10")
+    settings = FollowSettings(mode=CopyMode.DELTA, existing_positions=ExistingPositions.JOIN)
+    svc = await _following(world, settings)
+    await svc.settle()
+    assert await world.position(F1) == 0  # no mirror-style join at the start: the delta round does it
+    events = await svc.delta_round()
+    assert [(e.kind, e.leg) for e in events] == [(EventKind.FILLED, "open")]
+    assert D("0.9") < await world.position(F1) < D("1.1")
+    assert await svc.delta_round() == []  # joined: in the band from now on
 
 
 # ---------------------------------------------------------------------- restarts
