@@ -217,6 +217,12 @@ class Engine:
         if self.triggers[asset]:
             self._check_triggers(asset)
 
+    def reset_reference(self, asset: int, px: int) -> None:
+        """An operator's price shock: oracle and mark (the 80 % band's reference) jump to ``px`` before
+        the book follows; triggers are checked at the next ``set_prices``, against the new book."""
+        self.oracles[asset] = self.marks[asset] = px
+        self.prev_day_px.setdefault(asset, px)
+
     def mid(self, asset: int) -> int | None:
         book = self.books[asset]
         bid, ask = book.best_bid(), book.best_ask()
