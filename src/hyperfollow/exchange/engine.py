@@ -528,8 +528,10 @@ class Engine:
 
     def _trade(self, inst: Instrument, maker: Order, taker: Order, qty: int) -> None:
         px, now = maker.px, self.now()
-        self.next_tid += 1
-        tid = self.next_tid
+        tid = 0
+        while tid == 0:  # one counter value maps to 0, which is no trade id
+            self.next_tid += 1
+            tid = trade_id(self.tid_keys, self.next_tid)
         ntl = px * qty // ntl_div(inst)
         for order, crossed in ((maker, False), (taker, True)):
             order.sz -= qty
