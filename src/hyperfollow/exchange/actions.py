@@ -105,6 +105,8 @@ def parse_order_wire(wire: Any) -> WireOrder:
     if cloid is not None and (not isinstance(cloid, str) or not _CLOID.match(cloid)):
         raise _bad("cloid must be 0x followed by 32 hex characters")
     tif, trigger = None, None
+    if len(kind) != 1:  # the venue's order type is an enum: exactly one of limit or trigger
+        raise _bad("order type must be exactly one of `limit` or `trigger`")
     if "limit" in kind:
         tif = _get(kind["limit"], "tif", str) if isinstance(kind["limit"], Mapping) else None
         if tif not in TIFS:

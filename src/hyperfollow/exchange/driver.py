@@ -16,7 +16,14 @@ from decimal import Decimal
 from hyperfollow.domain.rules import Instrument, scaled_int
 from hyperfollow.exchange import clearing
 from hyperfollow.exchange.engine import Engine, OrderSpec
-from hyperfollow.exchange.market import DEFAULT_MODELS, CoinModel, CoinState, SyntheticMarket, build_quotes
+from hyperfollow.exchange.market import (
+    DEFAULT_MODELS,
+    CoinModel,
+    CoinState,
+    SyntheticMarket,
+    build_quotes,
+    operator_price_error,
+)
 from hyperfollow.exchange.replay import BookEvent, CandleEvent, Recording, TradeEvent, intra_candle_path
 from hyperfollow.exchange.traders import DEFAULT_TRADERS, SimTrader, TraderSpec
 
@@ -111,7 +118,13 @@ class MarketDriver:
         return False
 
     def _quote(
-        self, inst: Instrument, ref_px: float, imbalance: float, state: CoinState | None = None
+        self,
+        inst: Instrument,
+        ref_px: float,
+        imbalance: float,
+        state: CoinState | None = None,
+        *,
+        shock: bool = False,
     ) -> None:
         model = self.models.get(inst.coin) or CoinModel(inst.coin, ref_px)  # replayed coins may have none
         bids, asks = build_quotes(
@@ -124,7 +137,10 @@ class MarketDriver:
             base_size_usd=model.base_size_usd,
             rng=self.mm.rng,
         )
-        self.engine.set_prices(inst.asset, _ticks(inst, state.efficient_px if state else ref_px))
+        if shock:  # the price band's reference jumps with an operator's move, or the new quotes fail it
+            self.engine.reset_reference(inst.asset, _ticks(inst, ref_px))
+        else:
+            self.engine.set_prices(inst.asset, _ticks(inst, state.efficient_px if state else ref_px))
         self.mm.requote(inst, bids, asks)
         self.engine.set_prices(inst.asset, _ticks(inst, ref_px))
 
@@ -133,9 +149,12 @@ class MarketDriver:
         inst = self.engine.universe.by_coin[coin]
         if inst not in self.insts:
             raise ValueError(f"{coin} is not simulated here")
+        error = operator_price_error(inst, px)
+        if error is not None:
+            raise ValueError(error)
         state = self.market.set_price(coin, float(px))
         self._replay_px.pop(coin, None)
-        self._quote(inst, state.ref_px, 0.0, None)
+        self._quote(inst, state.ref_px, 0.0, None, shock=True)
         clearing.run_due(self.engine)
 
     # ------------------------------------------------------------------ replay

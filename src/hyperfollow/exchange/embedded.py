@@ -65,7 +65,7 @@ class EmbeddedExchange:
         if rec is not None and start_ms is None:
             start_ms = rec.start_ms
         self.clock = SimClock(start_ms=start_ms, speed=speed, stepped=stepped)
-        self.engine = Engine(Universe(), self.clock)
+        self.engine = Engine(Universe(), self.clock, seed=seed)
         self.agents = AgentRegistry()
         self.nonces = NonceTracker(past_window_ms=nonce_window_ms[0], future_window_ms=nonce_window_ms[1])
         self.auth = Authenticator(self._is_known, self._vault_leader, self.agents, self.nonces, is_mainnet)

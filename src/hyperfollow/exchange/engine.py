@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -37,6 +38,9 @@ SPOT_TAKER_FEE, SPOT_MAKER_FEE = 700, 400
 MIN_ORDER_MICRO = 10 * 1_000_000
 MARKET_TRIGGER_SLIPPAGE = 0.10  # market TP/SL orders execute as IOC within 10 % of the mark
 PRICE_BAND = 0.80  # "Order price cannot be more than 80% away from the reference price"
+IOC_TIFS = ("Ioc", "FrontendMarket", "LiquidationMarket")
+TID_BITS = 50  # the venue's trade ids are 50-bit hashes: uniform in [0, 2**50), ~1e14..1e15
+_TID_MASK = (1 << TID_BITS) - 1
 
 
 class EngineError(Exception):
@@ -55,6 +59,14 @@ class OrderSpec:
     tif: str = "Gtc"
     cloid: str | None = None
     trigger: Trigger | None = None
+
+
+class Rejection(NamedTuple):
+    """Why an order was refused: the venue's text, and the status ``orderStatus`` then reports
+    (None: the venue keeps no record of it)."""
+
+    text: str
+    status: str | None
 
 
 class Trade(NamedTuple):
@@ -94,10 +106,35 @@ def fee_for(ntl_micro: int, rate: int) -> int:
     return (ntl_micro * rate + 500_000) // 1_000_000
 
 
+def tid_keys(seed: int) -> tuple[tuple[int, int], ...]:
+    """Round keys (addend, odd multiplier) of ``trade_id`` for one seed."""
+    digest = hashlib.blake2b(f"hyperfollow-tid:{seed}".encode(), digest_size=48).digest()
+    words = [int.from_bytes(digest[i : i + 8], "big") & _TID_MASK for i in range(0, 48, 8)]
+    return tuple((words[i], words[i + 1] | 1) for i in range(0, 6, 2))
+
+
+def trade_id(keys: tuple[tuple[int, int], ...], n: int) -> int:
+    """The ``n``-th trade id: a keyed bijection of the counter on 50 bits.
+
+    Like the venue's (a hash of the two order ids), the ids look random: large, and not increasing
+    in execution order, even within one order's fills. Being a bijection, distinct counters never
+    collide. Every round (add a key, xor-shift, multiply by an odd key) is invertible mod 2**50.
+    """
+    x = n & _TID_MASK
+    for add, mul in keys:
+        x = (x + add) & _TID_MASK
+        x ^= x >> 23
+        x = (x * mul) & _TID_MASK
+        x ^= x >> 29
+    return x
+
+
 class Engine:
     """Order books, accounts, margin, triggers, funding and liquidation for every listed market."""
 
-    def __init__(self, universe: Universe | None = None, clock: SimClock | None = None) -> None:
+    def __init__(
+        self, universe: Universe | None = None, clock: SimClock | None = None, *, seed: int = 0
+    ) -> None:
         self.universe = universe or Universe()
         self.clock = clock or SimClock(stepped=True)
         self.insts = self.universe.by_asset
@@ -115,7 +152,12 @@ class Engine:
         self.outbox: list[Event] | None = None
         self.dirty_books: set[int] = set()
         self.next_oid = 1_000_000
-        self.next_tid = 1
+        self.next_tid = 1  # a counter; the tid on the wire is ``trade_id(tid_keys, counter)``
+        self.tid_keys = tid_keys(seed)
+        # Every finished order of the accounts that keep history, for orderStatus (which, unlike
+        # historicalOrders, does not forget): oid -> order, and (user, cloid) -> its latest oid.
+        self.order_log: dict[int, Order] = {}
+        self.cloid_log: dict[tuple[str, str], int] = {}
         self.next_funding_ms = (self.clock.now_ms() // 3_600_000 + 1) * 3_600_000
 
     # ================================================================ helpers
@@ -175,6 +217,12 @@ class Engine:
         if self.triggers[asset]:
             self._check_triggers(asset)
 
+    def reset_reference(self, asset: int, px: int) -> None:
+        """An operator's price shock: oracle and mark (the 80 % band's reference) jump to ``px`` before
+        the book follows; triggers are checked at the next ``set_prices``, against the new book."""
+        self.oracles[asset] = self.marks[asset] = px
+        self.prev_day_px.setdefault(asset, px)
+
     def mid(self, asset: int) -> int | None:
         book = self.books[asset]
         bid, ask = book.best_bid(), book.best_ask()
@@ -193,13 +241,27 @@ class Engine:
         inst = self.insts.get(spec.asset)
         if inst is None:
             return {"error": "Invalid asset."}, None
-        err = self._validate(user, inst, spec)
-        if err is not None:
-            return {"error": f"{err} asset={spec.asset}"}, None
+        refused = self._validate(user, inst, spec)
+        if refused is not None:
+            self._record_rejection(user, spec, group, refused)
+            return {"error": f"{refused.text} asset={spec.asset}"}, None
         order = self._new_order(user, spec, group)
-        if spec.trigger is not None:
-            return self._rest_trigger(order), order
-        return self._execute(inst, order), order
+        return self._submit(inst, order), order
+
+    def _submit(self, inst: Instrument, order: Order) -> Status:
+        """A validated order goes live: a trigger waits, a limit order matches and maybe rests."""
+        if order.trigger is not None:
+            return self._rest_trigger(order)
+        return self._execute(inst, order)
+
+    def _record_rejection(self, user: str, spec: OrderSpec, group: str, refused: Rejection) -> None:
+        """The venue gives a refused order an oid and a final status that orderStatus reports."""
+        acct = self.accounts.get(user)
+        if refused.status is None or acct is None or not acct.keep_history:
+            return
+        order = self._new_order(user, spec, group)
+        order.status = refused.status
+        self._record(order)
 
     def place_batch(self, user: str, specs: list[OrderSpec], grouping: str = "na") -> list[Status]:
         """Place orders in sequence; with ``normalTpsl`` the first is the entry, the rest its TP/SL."""
@@ -245,46 +307,85 @@ class Engine:
             group,
         )
 
-    def _validate(self, user: str, inst: Instrument, spec: OrderSpec) -> str | None:
+    def _validate(
+        self, user: str, inst: Instrument, spec: OrderSpec, replacing: Order | None = None
+    ) -> Rejection | None:
+        """Every check a new order must pass, without changing anything.
+
+        ``replacing``: the order a modify would cancel first; its margin counts as free, its cloid as
+        not taken, and it is not in the book a post-only order could cross.
+        """
         if inst.is_delisted or spec.asset not in self.marks:
-            return "Trading is halted."
+            return Rejection("Trading is halted.", None)
         if spec.sz <= 0:
-            return "Order has zero size."
+            return Rejection("Order has zero size.", None)
         if not ticks_are_valid(spec.px, inst.px_decimals):
-            return "Price must be divisible by tick size."
+            return Rejection("Price must be divisible by tick size.", "tickRejected")
         if spec.trigger is not None and not ticks_are_valid(spec.trigger.px, inst.px_decimals):
-            return "Invalid TP/SL price."
+            return Rejection("Invalid TP/SL price.", "badTriggerPxRejected")
         mark = self.marks[spec.asset]
         if abs(spec.px - mark) > PRICE_BAND * mark:
-            return "Order price cannot be more than 80% away from the reference price"
+            return Rejection(
+                "Order price cannot be more than 80% away from the reference price", "oracleRejected"
+            )
         acct = self.accounts.get(user)
         if acct is None or not self.is_known(user):
-            return "Insufficient margin to place order."
-        if spec.cloid is not None and any(o.cloid == spec.cloid for o in acct.open_orders.values()):
-            return "Duplicate cloid."
+            return Rejection("Insufficient margin to place order.", None)
+        if spec.cloid is not None and any(
+            o.cloid == spec.cloid and o is not replacing for o in acct.open_orders.values()
+        ):
+            return Rejection("Duplicate cloid.", None)
         if spec.reduce_only and spec.trigger is None and not inst.is_spot:
             pos = acct.positions.get(spec.asset)
             szi = pos.szi if pos else 0
             if szi == 0 or (szi > 0) == spec.is_buy:
-                return "Reduce only order would increase position."
+                return Rejection("Reduce only order would increase position.", "reduceOnlyRejected")
         if not spec.reduce_only and spec.px * spec.sz // ntl_div(inst) < MIN_ORDER_MICRO:
-            return (
+            text = (
                 "Order must have minimum value of 10 USDC."
                 if inst.is_spot
                 else "Order must have minimum value of $10."
             )
+            return Rejection(text, "minTradeNtlRejected")
         if spec.tif == "Alo" and spec.trigger is None:
             book = self.books[spec.asset]
-            if book.crosses(spec.is_buy, spec.px):
+            if self._crosses(book, spec.is_buy, spec.px, replacing):
                 bbo = f"{self._bbo_text(inst, book.best_bid())}@{self._bbo_text(inst, book.best_ask())}"
-                return f"Post only order would have immediately matched, bbo was {bbo}."
+                return Rejection(
+                    f"Post only order would have immediately matched, bbo was {bbo}.", "badAloPxRejected"
+                )
         if inst.is_spot:
             return self._check_spot_balance(acct, inst, spec)
         if spec.trigger is None and not spec.reduce_only:
             need = self._increase_margin(acct, inst, spec.is_buy, spec.px, spec.sz)
-            if need > 0 and need > self._available(acct):
-                return "Insufficient margin to place order."
+            freed = replacing.margin if replacing is not None else 0
+            if need > 0 and need > self._available(acct) + freed:
+                return Rejection("Insufficient margin to place order.", "perpMarginRejected")
         return None
+
+    def _crosses(self, book: OrderBook, is_buy: bool, px: int, ignore: Order | None) -> bool:
+        """``book.crosses``, as if ``ignore`` were not resting."""
+        if not book.crosses(is_buy, px):
+            return False
+        if ignore is None or ignore.is_buy == is_buy or ignore.oid not in self.live:
+            return True
+        return any(maker is not ignore for maker in self._crossing(book, is_buy, px))
+
+    def _crossing(self, book: OrderBook, is_buy: bool, px: int) -> Iterator[Order]:
+        """Resting orders a taker at ``px`` would meet, best first (nothing is consumed)."""
+        levels, prices = (book.asks, book.ask_px) if is_buy else (book.bids, book.bid_px)
+        for level_px in prices if is_buy else reversed(prices):
+            if (level_px > px) if is_buy else (level_px < px):
+                return
+            yield from levels[level_px].values()
+
+    def _would_match(self, user: str, inst: Instrument, spec: OrderSpec) -> bool:
+        """Would an immediate-or-cancel order trade at all? (Own orders and reduce-only orders with
+        nothing left to reduce are cancelled, not traded with.)"""
+        for maker in self._crossing(self.books[spec.asset], spec.is_buy, spec.px):
+            if maker.user != user and (inst.is_spot or not maker.reduce_only or self._reducible(maker)):
+                return True
+        return False
 
     def _bbo_text(self, inst: Instrument, px: int | None) -> str:
         return "None" if px is None else self.px_wire(inst, px)
@@ -302,7 +403,7 @@ class Engine:
         _, lev = (pos.is_cross, pos.leverage) if pos and pos.szi else acct.lev_for(inst)
         return -(-px * increase // lev)
 
-    def _check_spot_balance(self, acct: Account, inst: Instrument, spec: OrderSpec) -> str | None:
+    def _check_spot_balance(self, acct: Account, inst: Instrument, spec: OrderSpec) -> Rejection | None:
         base = inst.coin.split("/")[0]
         if spec.is_buy:
             need = spec.px * spec.sz  # 1e-8 USDC
@@ -310,7 +411,11 @@ class Engine:
         else:
             need = spec.sz * 10 ** (8 - inst.sz_decimals)
             have = acct.spot.get(base, 0)
-        return None if need <= have else "Insufficient spot balance"
+        return (
+            None
+            if need <= have
+            else Rejection("Insufficient spot balance", "insufficientSpotBalanceRejected")
+        )
 
     # ---------------------------------------------------------------- execution
 
@@ -325,7 +430,7 @@ class Engine:
             self._match(inst, book, order)
         if order.sz == 0:
             return self._finish_filled(inst, order)
-        if order.tif in ("Ioc", "FrontendMarket", "LiquidationMarket"):
+        if order.tif in IOC_TIFS:
             return self._finish_ioc(inst, order)
         return self._rest(inst, book, acct, order)
 
@@ -423,8 +528,10 @@ class Engine:
 
     def _trade(self, inst: Instrument, maker: Order, taker: Order, qty: int) -> None:
         px, now = maker.px, self.now()
-        self.next_tid += 1
-        tid = self.next_tid
+        tid = 0
+        while tid == 0:  # one counter value maps to 0, which is no trade id
+            self.next_tid += 1
+            tid = trade_id(self.tid_keys, self.next_tid)
         ntl = px * qty // ntl_div(inst)
         for order, crossed in ((maker, False), (taker, True)):
             order.sz -= qty
@@ -607,7 +714,12 @@ class Engine:
         return len(orders)
 
     def modify(self, user: str, oid: int | str, spec: OrderSpec) -> Status:
-        """Cancel-replace: the old order goes, a new one (new oid) takes the new parameters."""
+        """Cancel-replace: the old order goes, a new one (new oid) takes the new parameters.
+
+        The replacement is validated in full first, as if the old order were gone (its margin free,
+        its cloid not taken). A refused modify changes nothing: the old order keeps resting as it was.
+        An immediate-or-cancel replacement that could not trade is refused the same way.
+        """
         acct = self.accounts.get(user)
         order = None
         if isinstance(oid, str):
@@ -619,10 +731,16 @@ class Engine:
         inst = self.insts.get(spec.asset)
         if inst is None:
             return {"error": "Invalid asset."}
-        self._cancel(order, "canceled")
         if spec.cloid is None and order.cloid:
             spec.cloid = order.cloid
-        return self.place(user, spec, order.group)
+        refused = self._validate(user, inst, spec, replacing=order)
+        ioc = spec.trigger is None and spec.tif in IOC_TIFS
+        if refused is None and ioc and not self._would_match(user, inst, spec):
+            refused = Rejection("Order could not immediately match against any resting orders.", None)
+        if refused is not None:
+            return {"error": f"{refused.text} asset={spec.asset}"}
+        self._cancel(order, "canceled")
+        return self._submit(inst, self._new_order(user, spec, order.group))
 
     # ---------------------------------------------------------------- triggers
 
@@ -702,9 +820,29 @@ class Engine:
     # ---------------------------------------------------------------- bookkeeping
 
     def _record(self, order: Order) -> None:
+        """An order reached a final status: into the account's recent history and the order log."""
         acct = self.accounts.get(order.user)
         if acct is not None and acct.keep_history:
             acct.orders.append(order)
+            self.order_log[order.oid] = order
+            if order.cloid:
+                self.cloid_log[(order.user, order.cloid)] = order.oid
+
+    def find_order(self, user: str, key: int | str) -> Order | None:
+        """The user's order by oid or cloid, open or finished (the latest one to carry a cloid)."""
+        acct = self.accounts.get(user)
+        if acct is None:
+            return None
+        if isinstance(key, str):
+            order = self._find_cloid(acct, key)
+            if order is not None:
+                return order
+            oid = self.cloid_log.get((user, key.lower()))
+            if oid is None:
+                return None
+            key = oid
+        order = acct.open_orders.get(key) or self.order_log.get(key)
+        return order if order is not None and order.user == user else None
 
     def _order_update(self, inst: Instrument, order: Order) -> None:
         if self.outbox is not None:

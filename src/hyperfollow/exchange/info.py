@@ -559,10 +559,10 @@ class InfoApi:
             raise BadRequest(
                 "Failed to deserialize the JSON body into the target type: `oid` must be an oid or cloid"
             )
-        if acct is not None:
-            for order in list(acct.open_orders.values()) + list(acct.orders)[::-1]:
-                if (order.cloid == key.lower()) if isinstance(key, str) else (order.oid == key):
-                    return {"status": "order", "order": self._status_wire(order)}
+        # Every order the venue saw stays queryable here (historicalOrders keeps only the latest).
+        order = self.engine.find_order(acct.user, key) if acct is not None else None
+        if order is not None:
+            return {"status": "order", "order": self._status_wire(order)}
         return {"status": "unknownOid"}
 
     def historical_orders(self, req: Mapping[str, Any]) -> Any:

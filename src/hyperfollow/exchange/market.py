@@ -24,6 +24,7 @@ import hashlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import IntEnum
 from typing import NamedTuple, Protocol
 
@@ -36,6 +37,7 @@ DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 BPS = 1e-4
 DEFAULT_STEP_MS = 100
+MAX_OPERATOR_PX = Decimal(1_000_000_000)  # an operator's price beyond this is a typo, not a scenario
 _NORMALS_PER_STEP = 3  # diffusion, future micro innovation, imbalance noise
 _BATCH = _NORMALS_PER_STEP * 2048
 _IMBALANCE_GAIN = 0.9
@@ -398,6 +400,24 @@ class SyntheticMarket:
         path = PricePath(model, self.seed, self._now)
         self._paths[model.coin] = path
         return path.state
+
+
+# --------------------------------------------------------------------------- operator prices
+
+
+def operator_price_error(inst: Instrument, px: Decimal) -> str | None:
+    """Why an operator's price for ``inst`` is refused (None: it is fine).
+
+    A price must be a whole number of the instrument's ticks (so the mark is exact on its grid) and at
+    most ``MAX_OPERATOR_PX``: 1e-30 or 1e30 would leave no book a market maker could quote.
+    """
+    tick = Decimal(1).scaleb(-inst.px_decimals)
+    if px.is_finite() and tick <= px <= MAX_OPERATOR_PX and px % tick == 0:
+        return None
+    return (
+        f"px must be a whole number of ticks ({tick:f} for {inst.coin}) from {tick:f} "
+        f"to {MAX_OPERATOR_PX:f}, got {px}"
+    )
 
 
 # --------------------------------------------------------------------------- quotes on the grid
