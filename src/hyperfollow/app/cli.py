@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import inspect
+from collections.abc import Callable
 from decimal import Decimal
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -32,6 +34,14 @@ app = typer.Typer(
 )
 console = Console()
 _EXCHANGE = ExchangeSettings()  # the defaults the exchange command's help shows
+
+
+def _reflowed(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Join the lines of each paragraph of ``fn``'s docstring: the help renderer keeps single newlines,
+    so a docstring wrapped for the source would be printed with ragged breaks."""
+    doc = inspect.cleandoc(fn.__doc__ or "")
+    fn.__doc__ = "\n\n".join(" ".join(part.split()) for part in doc.split("\n\n"))
+    return fn
 
 
 def _version() -> str:
@@ -71,6 +81,7 @@ def _settings() -> Settings:
 
 
 @app.command()
+@_reflowed
 def exchange(
     host: Annotated[
         str | None, typer.Option(help=f"interface to bind (setting default: {_EXCHANGE.host})")
@@ -94,7 +105,9 @@ def exchange(
         bool | None,
         typer.Option(help=f"run the simulated traders (setting default: {_EXCHANGE.simulated_traders})"),
     ] = None,
-    no_limits: Annotated[bool, typer.Option(help="switch off the venue's rate limits (load tests)")] = False,
+    no_limits: Annotated[
+        bool, typer.Option("--no-limits", help="switch off the venue's rate limits (load tests)")
+    ] = False,
 ) -> None:
     """Serve the embedded Hyperliquid-compatible exchange (POST /info, POST /exchange, GET /ws, /sim/*).
 
@@ -158,6 +171,7 @@ def exchange(
 
 
 @app.command()
+@_reflowed
 def demo(
     duration: Annotated[float, typer.Option(help="wall seconds of copying (Ctrl-C ends early)")] = 60.0,
     speed: Annotated[float, typer.Option(help="simulated seconds per wall second")] = 30.0,
@@ -186,6 +200,7 @@ def demo(
 
 
 @app.command("copy")
+@_reflowed
 def copy_command(
     config: Annotated[Path, typer.Option("--config", help="the follow file (follow.toml)")],
     live: Annotated[bool, typer.Option("--live", help="required to trade on mainnet (real money)")] = False,
@@ -242,6 +257,7 @@ def refuse_mainnet_without_live(settings: Settings, live: bool) -> None:
 
 
 @app.command()
+@_reflowed
 def account() -> None:
     """Read-only check of the venue settings: connect as configured and show the account.
 
