@@ -158,3 +158,36 @@ def test_embedded_user_role_of_a_sub_account_and_vault_details() -> None:
     details = ex.info({"type": "vaultDetails", "vaultAddress": vault})
     assert (details["vaultAddress"], details["leader"]) == (vault, ACCOUNT)
     assert ex.info({"type": "vaultDetails", "vaultAddress": ACCOUNT}) is None
+
+
+# ------------------------------------------------------------------ the venue's recorded answers
+
+
+def _recorded(name: str) -> Any:
+    import json
+
+    import yaml
+
+    from shared_data import vendored
+
+    doc = yaml.safe_load(vendored(f"hl-real/{name}.yaml").read_text())
+    return json.loads(doc["interactions"][-1]["response"]["body"]["string"])
+
+
+def test_recorded_extra_agents_decide_validity_by_valid_until() -> None:
+    master = "0xd42f2bb0e06455edb652e27b7374fc2bda8448ee"  # the recorded request's user
+    agents = _recorded("test_extra_agents")
+    agent = agents[0]["address"]
+    role = {"role": "agent", "data": {"user": master}}
+    assert signer_problem(agent, master, role, agents, agents[0]["validUntil"]) is None
+    expired = signer_problem(agent, master, role, agents, agents[0]["validUntil"] + 1)
+    assert expired is not None
+    assert "expired" in expired
+
+
+def test_recorded_user_role_of_a_vault_is_not_an_agent() -> None:
+    role = _recorded("test_user_role")
+    assert role == {"role": "vault"}
+    problem = signer_problem(SIGNER, ACCOUNT, role, [], NOW)
+    assert problem is not None
+    assert "own key" in problem
