@@ -30,9 +30,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     keep = [item for item in items if not item.get_closest_marker("shared_data")]
     config.hook.pytest_deselected(items=marked)
     items[:] = keep
+    n = len(marked)
     _NOT_RUN.append(
-        f"{len(marked)} tests on recorded data not run: {SHARED_FIXTURES} is not here "
-        "(those recordings are not ours to redistribute; CI runs them)"
+        f"{n} test{'s' if n != 1 else ''} on recorded data not run: {SHARED_FIXTURES} is not here "
+        "(those recordings are not ours to redistribute; HYPERFOLLOW_SHARED=<folder> points at a copy)"
     )
 
 

@@ -29,7 +29,6 @@ from dataclasses import dataclass, replace
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from fractions import Fraction
 from itertools import groupby
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -44,9 +43,9 @@ from hyperfollow.domain.rules import Rounding, quantize_price
 from hyperfollow.exchange.embedded import EmbeddedExchange
 from hyperfollow.store import Store
 from hyperfollow.store.copy_journal import StoreCopyJournal
+from shared_data import vendored
 
-REAL = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "real"
-AUDIT = REAL / "copytrader_audit_202607" / "exchange_leader_fills.json.gz"
+AUDIT = vendored("real/copytrader_audit_202607/exchange_leader_fills.json.gz")
 SLOT, RECORDED_COIN, WINDOW = "acc9", "xyz:CXMT", slice(116, 233)
 COIN, PRICE_SCALE = "HYPE", Decimal(5)
 START_MS = 1_784_530_000_000  # the recording's day, on a whole second

@@ -128,3 +128,31 @@ def test_copy_runs_against_the_embedded_exchange_and_copies_a_fill(
         recorded = db.execute("SELECT count(*) FROM fills WHERE leader = ?", (leader.user,)).fetchone()[0]
     assert "FILLED" in states
     assert recorded >= 1
+
+
+def test_a_key_the_account_never_approved_is_refused_before_anything_is_sent(
+    make_venue: Callable[..., Venue], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from support import wallet_for
+
+    venue = make_venue(stepped=False)
+    leader = venue.trader("copy-cli-unapproved-leader", usd="100000")
+    follower = venue.trader("copy-cli-unapproved-follower", usd="10000")
+    stranger = wallet_for("copy-cli-never-approved")
+    monkeypatch.setenv("HYPERFOLLOW_VENUE__BASE_URL", venue.url)
+    monkeypatch.setenv("HYPERFOLLOW_VENUE__ACCOUNT_ADDRESS", follower.address)
+    monkeypatch.setenv("HYPERFOLLOW_VENUE__AGENT_KEY", stranger.key.hex())
+    leader.exchange.market_open("ETH", True, 0.1)  # the leader holds a position the copy would join
+    config = _follow_file(
+        tmp_path / "follow.toml",
+        f'[defaults]\nexisting_positions = "join"\n\n[[follow]]\nleader = "{leader.address}"\n',
+    )
+    before = follower.snapshot()
+    result = CliRunner().invoke(app, ["copy", "--config", str(config), "--duration", "2"])
+    assert result.exit_code == 2, result.output
+    assert "approveAgent" in result.output
+    assert stranger.key.hex().removeprefix("0x") not in result.output
+    assert "Traceback" not in result.output
+    assert follower.snapshot() == before  # balances, positions, open orders: untouched
+    assert follower.info.user_fills(follower.address) == []
+    assert not (tmp_path / "copy.db").exists()  # refused before the store was opened

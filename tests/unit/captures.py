@@ -1,20 +1,18 @@
-"""Request bodies signed by the official SDK: `../shared/fixtures/hl-captured` (see its index.json).
+"""Request bodies signed by the official SDK: ``tests/fixtures/hl-captured`` (see its index.json).
 
-CI checks the project out with `../shared` beside it, so a missing directory is a failure, not a skip.
-`HL_CAPTURED_DIR` points elsewhere when needed.
+Captured by this project with hyperliquid-python-sdk 0.24.0 and the SDK's public test key (index.json says
+how); every clone has them.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-CAPTURED_DIR = Path(
-    os.environ.get("HL_CAPTURED_DIR")
-    or Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "hl-captured"
-)
+from shared_data import vendored
+
+CAPTURED_DIR = vendored("hl-captured")
 
 
 def load_capture(name: str) -> dict[str, Any]:

@@ -32,7 +32,7 @@ CAPTURED_AGENT = "0x14c41e89ea59360ea41c2a49fbfc8244362442c5"
 VAULT = "0x1719884eb866cb12b2287399b15f7db5e7d775ea"
 NOW = 1_795_288_640_000
 
-# our short names -> capture files in ../shared/fixtures/hl-captured
+# our short names -> capture files in tests/fixtures/hl-captured
 CAPTURED = {
     "order": "order_limit_alo",
     "agent_order": "agent_order_on_behalf",

@@ -1,4 +1,4 @@
-"""The adapter's parsers on real recorded Hyperliquid data (../shared/fixtures), not on our own shapes."""
+"""The adapter's parsers on real recorded Hyperliquid data (tests/fixtures), not on our own shapes."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import csv
 import gzip
 import json
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,10 +20,10 @@ from hyperfollow.domain.errors import (
     VenueRejected,
 )
 from hyperfollow.domain.model import AckStatus, Side
+from shared_data import shared, shared_data, vendored
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
-HL_REAL = FIXTURES / "hl-real"
-REAL = FIXTURES / "real"
+HL_REAL = vendored("hl-real")
+REAL = vendored("real")
 USER = "0xb7b6f3cea3f66bf525f5d8f965f6dbf6d9b017b2"
 
 
@@ -156,8 +155,9 @@ def test_ws_frames_from_hftbacktest_capture() -> None:
     assert len({t.tid for t in trades}) == len(trades)
 
 
+@shared_data
 def test_whale_fills_csv_round_trip() -> None:
-    with gzip.open(REAL / "leader_whale_b317_20251209" / "user_fills.csv.gz", "rt") as fh:
+    with gzip.open(shared("real/leader_whale_b317_20251209/user_fills.csv.gz"), "rt") as fh:
         rows = list(csv.DictReader(fh))
     raws = [
         {**r, "time": 0, "oid": int(r["oid"]), "tid": int(r["tid"]), "crossed": r["crossed"] == "True"}

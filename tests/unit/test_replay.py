@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import itertools
 import json
-import os
 from pathlib import Path
 from typing import TypeVar
 
@@ -21,9 +20,9 @@ from hyperfollow.exchange.replay import (
     load_recording,
     merge_recordings,
 )
+from shared_data import vendored
 
-REAL = Path(os.environ.get("HYPERFOLLOW_REAL_FIXTURES", Path(__file__).parents[3] / "shared/fixtures/real"))
-needs_real = pytest.mark.skipif(not REAL.is_dir(), reason=f"real fixtures not found at {REAL}")
+REAL = vendored("real")
 
 BOOK_LINE = (
     '1737918843893903000 {"channel":"l2Book","data":{"coin":"BTC","time":1737918843542,"levels":'
@@ -51,7 +50,6 @@ def _of(rec: Recording, kind: type[E]) -> list[E]:
 # --------------------------------------------------------------------------- real recordings
 
 
-@needs_real
 def test_hftbacktest_capture_has_the_documented_frames() -> None:
     path = REAL / "ws_hftbacktest_20250126/btcusd_20250126.gz"
     rec = load_recording(path)
@@ -75,7 +73,6 @@ def test_hftbacktest_capture_has_the_documented_frames() -> None:
     assert 1737918780000 < rec.start_ms < rec.end_ms < 1737918870000  # 2025-01-26 19:13..19:14:30 UTC
 
 
-@needs_real
 def test_json_lines_capture_with_hip3_coins() -> None:
     rec = load_recording(REAL / "copytrader_audit_202607/live_books_5m.jsonl.gz")
     assert rec.frame_counts == {"l2Book": 285, "trades": 931}
@@ -83,7 +80,6 @@ def test_json_lines_capture_with_hip3_coins() -> None:
     assert rec.coins() == ["BTC", "CASHCAT", "xyz:CL", "xyz:CXMT", "xyz:KR200"]
 
 
-@needs_real
 @pytest.mark.parametrize(
     ("name", "coins", "count", "interval_ms"),
     [
@@ -104,7 +100,6 @@ def test_real_candle_files(name: str, coins: list[str], count: int, interval_ms:
     assert rec.end_ms == candles[-1].ts_ms + interval_ms
 
 
-@needs_real
 def test_close_time_only_candles_get_their_open_time() -> None:
     rec = load_recording(REAL / "candles_axon/btc-1m.csv")
     first = rec.events[0]

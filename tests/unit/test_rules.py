@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 import yaml
@@ -27,8 +26,9 @@ from hyperfollow.domain.rules import (
     ticks_are_valid,
     to_wire,
 )
+from shared_data import vendored
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
+FIXTURES = vendored(".")
 BTC = Instrument("BTC", 0, 5, 40)
 ETH = Instrument("ETH", 1, 4, 25)
 DOGE = Instrument("DOGE", 12, 0, 50)

@@ -4,47 +4,110 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import inspect
+from collections.abc import Callable
 from decimal import Decimal
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from hyperfollow.app.logging import configure_logging
-from hyperfollow.app.settings import Settings, VenueSettings
+from hyperfollow.app.settings import (
+    ExchangeSettings,
+    Settings,
+    SettingsError,
+    load_settings,
+    merge_venue,
+)
 
 app = typer.Typer(
     help="hyperfollow: copy-trading and risk for Hyperliquid perps, with an embedded exchange.",
     no_args_is_help=True,
     add_completion=False,
+    context_settings={"show_default": True},
 )
 console = Console()
+_EXCHANGE = ExchangeSettings()  # the defaults the exchange command's help shows
+
+
+def _reflowed(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Join the lines of each paragraph of ``fn``'s docstring: the help renderer keeps single newlines,
+    so a docstring wrapped for the source would be printed with ragged breaks."""
+    doc = inspect.cleandoc(fn.__doc__ or "")
+    fn.__doc__ = "\n\n".join(" ".join(part.split()) for part in doc.split("\n\n"))
+    return fn
+
+
+def _version() -> str:
+    try:
+        return version("hyperfollow")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"hyperfollow {_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    show_version: Annotated[
+        bool,
+        typer.Option("--version", callback=_show_version, is_eager=True, help="print the version and exit"),
+    ] = False,
+) -> None:
+    """hyperfollow: copy-trading and risk for Hyperliquid perps, with an embedded exchange."""
+
+
+def _refuse(message: str) -> typer.Exit:
+    """Print a refusal (red, no markup interpretation) and return the exit to raise (code 2)."""
+    console.print(f"[red]{escape(message)}[/red]", highlight=False, soft_wrap=True)
+    return typer.Exit(2)
 
 
 def _settings() -> Settings:
     try:
-        return Settings()
-    except Exception as exc:  # pydantic ValidationError names the field
-        console.print(f"[red]Invalid settings (HYPERFOLLOW_* environment):[/red] {escape(str(exc))}")
-        raise typer.Exit(2) from None
+        return load_settings()
+    except SettingsError as exc:  # names the environment variable; never echoes a key-shaped value
+        raise _refuse(str(exc)) from None
 
 
 @app.command()
+@_reflowed
 def exchange(
-    host: Annotated[str | None, typer.Option(help="interface to bind [settings: 127.0.0.1]")] = None,
-    port: Annotated[int | None, typer.Option(help="TCP port, 0 picks a free one [settings: 8931]")] = None,
-    seed: Annotated[int | None, typer.Option(help="seed of the market and traders [settings: 7]")] = None,
-    speed: Annotated[
-        float | None, typer.Option(help="simulated seconds per wall second [settings: 1]")
+    host: Annotated[
+        str | None, typer.Option(help=f"interface to bind (setting default: {_EXCHANGE.host})")
     ] = None,
-    stepped: Annotated[bool | None, typer.Option(help="clock moves only on POST /sim/advance")] = None,
+    port: Annotated[
+        int | None, typer.Option(help=f"TCP port, 0 picks a free one (setting default: {_EXCHANGE.port})")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help=f"seed of the market and traders (setting default: {_EXCHANGE.seed})")
+    ] = None,
+    speed: Annotated[
+        float | None,
+        typer.Option(help=f"simulated seconds per wall second (setting default: {_EXCHANGE.speed:g})"),
+    ] = None,
+    stepped: Annotated[
+        bool | None,
+        typer.Option(help=f"clock moves only on POST /sim/advance (setting default: {_EXCHANGE.stepped})"),
+    ] = None,
     recording: Annotated[str | None, typer.Option(help="replay this recording instead of generating")] = None,
-    traders: Annotated[bool | None, typer.Option(help="run the simulated traders [settings: yes]")] = None,
-    no_limits: Annotated[bool, typer.Option(help="switch off the venue's rate limits (load tests)")] = False,
+    traders: Annotated[
+        bool | None,
+        typer.Option(help=f"run the simulated traders (setting default: {_EXCHANGE.simulated_traders})"),
+    ] = None,
+    no_limits: Annotated[
+        bool, typer.Option("--no-limits", help="switch off the venue's rate limits (load tests)")
+    ] = False,
 ) -> None:
     """Serve the embedded Hyperliquid-compatible exchange (POST /info, POST /exchange, GET /ws, /sim/*).
 
@@ -95,11 +158,20 @@ def exchange(
         finally:
             await runner.cleanup()
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(main())
+    except OSError as exc:  # the address is taken, or not ours to bind
+        if exc.errno == errno.EADDRINUSE:
+            raise _refuse(
+                f"Cannot start the exchange: {cfg.host}:{cfg.port} is already in use (another exchange?); "
+                "choose another with --port, or stop what listens there."
+            ) from None
+        raise _refuse(f"Cannot start the exchange on {cfg.host}:{cfg.port}: {exc.strerror or exc}") from None
 
 
 @app.command()
+@_reflowed
 def demo(
     duration: Annotated[float, typer.Option(help="wall seconds of copying (Ctrl-C ends early)")] = 60.0,
     speed: Annotated[float, typer.Option(help="simulated seconds per wall second")] = 30.0,
@@ -128,6 +200,7 @@ def demo(
 
 
 @app.command("copy")
+@_reflowed
 def copy_command(
     config: Annotated[Path, typer.Option("--config", help="the follow file (follow.toml)")],
     live: Annotated[bool, typer.Option("--live", help="required to trade on mainnet (real money)")] = False,
@@ -135,12 +208,14 @@ def copy_command(
         float | None, typer.Option(help="stop after this many wall seconds (default: until Ctrl-C)")
     ] = None,
 ) -> None:
-    """Copy the leaders of --config for the configured account (HYPERFOLLOW_VENUE__*; the file's [venue]
-    overrides them), with a live view and a report at the end.
+    """Copy the leaders of --config for the configured account, with a live view and a report at the end.
 
-    The signing key comes from HYPERFOLLOW_VENUE__AGENT_KEY only; the store from HYPERFOLLOW_STORE__URL.
-    Mainnet is refused unless --live is given (the HYPERFOLLOW_VENUE__LIVE setting is not enough here).
+    The venue and account come from the file's \\[venue] table and HYPERFOLLOW_VENUE__* (the environment
+    wins). The signing key comes from HYPERFOLLOW_VENUE__AGENT_KEY only; the store from
+    HYPERFOLLOW_STORE__URL. Mainnet is refused unless --live is given (HYPERFOLLOW_VENUE__LIVE is not
+    enough here). A key that the account never approved as its agent is refused before anything is sent.
     """
+    from hyperfollow.adapters.hyperliquid.account import SignerNotAuthorized
     from hyperfollow.app.copy_run import run_copy
     from hyperfollow.app.follow_config import FollowConfigError, load_copy_config
     from hyperfollow.app.venue import VenueConfigError, adapter_config
@@ -152,39 +227,29 @@ def copy_command(
         raise typer.Exit(2)
     try:
         follow_config = load_copy_config(config)
-        settings = _with_venue(settings, follow_config.venue, live)
+        venue = merge_venue(settings.venue, follow_config.venue, str(config), live=live)
+        settings = settings.model_copy(update={"venue": venue})
         refuse_mainnet_without_live(settings, live)
         venue_config = adapter_config(settings)
-    except (FollowConfigError, VenueConfigError) as exc:
-        console.print(f"[red]{escape(str(exc))}[/red]", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+    except (FollowConfigError, VenueConfigError, SettingsError) as exc:
+        raise _refuse(str(exc)) from None
     try:
         asyncio.run(run_copy(follow_config, venue_config, settings.store.url, console, duration_s=duration))
+    except SignerNotAuthorized as exc:
+        raise _refuse(str(exc)) from None
     except Exception as exc:  # a venue or store error: say it in words, not a traceback
         console.print(f"[red]{type(exc).__name__}: {escape(str(exc))}[/red]", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
 
 
-def _with_venue(settings: Settings, overrides: dict[str, str], live: bool) -> Settings:
-    """``settings`` with the follow file's [venue] values, and ``live`` from the command line only."""
-    from hyperfollow.app.venue import VenueConfigError
-
-    try:
-        venue = VenueSettings.model_validate({**settings.venue.model_dump(), **overrides, "live": live})
-    except ValidationError as exc:
-        problems = "; ".join(f"venue.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise VenueConfigError(f"Invalid [venue] in the follow file: {problems}") from None
-    return settings.model_copy(update={"venue": venue})
-
-
 def refuse_mainnet_without_live(settings: Settings, live: bool) -> None:
     """Mainnet needs --live on the command line: raises ``VenueConfigError`` before anything connects."""
-    from hyperfollow.adapters.hyperliquid.config import MAINNET_API_URL
+    from hyperfollow.adapters.hyperliquid.config import is_mainnet_url
     from hyperfollow.app.venue import VenueConfigError, venue_base_url
 
     if live:
         return
-    if settings.venue.network == "mainnet" or venue_base_url(settings) == MAINNET_API_URL:
+    if settings.venue.network == "mainnet" or is_mainnet_url(venue_base_url(settings)):
         raise VenueConfigError(
             "Refusing to copy on mainnet (real money) without --live: run `hyperfollow copy --config "
             '<file> --live` to trade live, or set network = "testnet" in [venue].'
@@ -192,12 +257,15 @@ def refuse_mainnet_without_live(settings: Settings, live: bool) -> None:
 
 
 @app.command()
+@_reflowed
 def account() -> None:
     """Read-only check of the venue settings: connect as configured and show the account.
 
     Sends no order. Use it to verify a testnet (or live) setup before trading: network, signer,
-    account, equity, positions, open orders and the address action budget.
+    account, equity, positions, open orders and the address action budget. A signing key the account
+    never approved as its agent (or an expired agent) is refused with what to do (exit 2).
     """
+    from hyperfollow.adapters.hyperliquid.account import SignerNotAuthorized
     from hyperfollow.app.venue import VenueConfigError, adapter_config
 
     settings = _settings()
@@ -205,20 +273,25 @@ def account() -> None:
     try:
         config = adapter_config(settings)
     except VenueConfigError as exc:
-        console.print(f"[red]{escape(str(exc))}[/red]")
-        raise typer.Exit(2) from None
+        raise _refuse(str(exc)) from None
     try:
         asyncio.run(_show_account(config))
+    except SignerNotAuthorized as exc:
+        raise _refuse(str(exc)) from None
     except Exception as exc:  # a venue error: say it in words, not a traceback
         console.print(f"[red]{type(exc).__name__}: {escape(str(exc))}[/red]")
         raise typer.Exit(1) from None
 
 
 async def _show_account(config: Any) -> None:
+    import time
+
+    from hyperfollow.adapters.hyperliquid.account import check_signer
     from hyperfollow.adapters.hyperliquid.venue import connect
 
     venue = await connect(config)
     try:
+        await check_signer(venue.client, venue.client.signer_address, int(time.time() * 1000))
         snap = await venue.account.snapshot()
         orders = await venue.account.open_orders()
         budget = await venue.account.rate_limit()

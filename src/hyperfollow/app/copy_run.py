@@ -34,6 +34,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from hyperfollow.adapters.hyperliquid.account import check_signer
 from hyperfollow.adapters.hyperliquid.budget import WeightLimiter
 from hyperfollow.adapters.hyperliquid.client import HyperliquidClient
 from hyperfollow.adapters.hyperliquid.config import HyperliquidConfig
@@ -75,6 +76,8 @@ class RunStats:
     copies_by_leader: Counter[str] = field(default_factory=Counter)
     skips_by_leader: Counter[str] = field(default_factory=Counter)
     skips_by_reason: Counter[str] = field(default_factory=Counter)
+    rejections_by_leader: Counter[str] = field(default_factory=Counter)  # orders the venue refused
+    rejections_by_reason: Counter[str] = field(default_factory=Counter)  # the venue's own words
     latencies_ms: list[float] = field(default_factory=list)  # wall ms, leader fill -> acked
     process_ms: list[float] = field(default_factory=list)  # wall ms, fill received here -> acked
 
@@ -93,6 +96,9 @@ class RunStats:
         if event.kind not in _ORDERS:
             return
         self.copies.append(event)
+        if event.kind is EventKind.REJECTED:
+            self.rejections_by_leader[event.leader] += 1
+            self.rejections_by_reason[event.reason or "no reason given"] += 1
         if event.kind in _TRADED:
             self.copies_by_leader[event.leader] += 1
         if event.leader in self.takers and event.kind in (EventKind.FILLED, EventKind.PARTIAL):
@@ -100,6 +106,14 @@ class RunStats:
                 self.latencies_ms.append(event.latency_ms / self.speed)
             if event.process_ms is not None:
                 self.process_ms.append(event.process_ms)
+
+    def rejections_note(self) -> str | None:
+        """The orders the venue refused, by its text (printed under the report; they are not skips)."""
+        if not self.rejections_by_reason:
+            return None
+        total = sum(self.rejections_by_reason.values())
+        reasons = "; ".join(f"{n} x {text}" for text, n in self.rejections_by_reason.most_common())
+        return f"Rejected by the venue: {total} order(s): {reasons}"
 
     @property
     def orders(self) -> int:
@@ -142,7 +156,7 @@ def live_view(
         Text(title, style="bold"),
         Text.assemble("equity ", (_money(equity), "bold"), " (", _coloured(equity - start_equity), ")"),
         f"orders {stats.orders}  copied {sum(stats.copies_by_leader.values())}  "
-        f"skipped {sum(stats.skips_by_leader.values())}",
+        f"rejected {sum(stats.rejections_by_leader.values())}  skipped {sum(stats.skips_by_leader.values())}",
         stats.latency_text(),
     )
     positions = Table("coin", "size", "entry", "uPnL", "leverage", title="positions", min_width=50)
@@ -170,6 +184,7 @@ def status_line(stats: RunStats, snapshot: AccountSnapshot | None, start: Decima
     return (
         f"[{elapsed:5.0f}s] equity {_money(equity)} ({_money(equity - start, signed=True)}) | "
         f"positions {held or '-'} | orders {stats.orders}, copied {sum(stats.copies_by_leader.values())}, "
+        f"rejected {sum(stats.rejections_by_leader.values())}, "
         f"skipped {sum(stats.skips_by_leader.values())} | {stats.latency_text()}"
     )
 
@@ -394,6 +409,9 @@ class CopyRun:
     def print_report(self, report: CopyReport) -> None:
         self.console.print(report.render())
         self.console.print(self.latency_note(), highlight=False)
+        rejected = self.stats.rejections_note()
+        if rejected:
+            self.console.print(Text(rejected, style="red"))
         note = self.unrealized_note()
         if note:
             self.console.print(note, highlight=False)
@@ -431,16 +449,20 @@ async def run_copy(
 ) -> CopyReport:
     """``hyperfollow copy``: copy ``config``'s leaders for the configured account until Ctrl-C or
     ``duration_s``, then report. Follows of this account in the store that the file no longer names are
-    stopped (their positions kept)."""
+    stopped (their positions kept). A signing key that may not trade for the account raises
+    ``SignerNotAuthorized`` before the store is opened or anything is sent."""
     stop = asyncio.Event()
     restore = stop_on_ctrl_c(stop)
     follower = venue_config.query_address
-    store = await Store.open_migrated(store_url)
     venue: HyperliquidVenue | None = None
+    store: Store | None = None
     service: CopyService | None = None
     risk: RiskService | None = None
     try:
         venue = await open_follower(venue_config)
+        # before the store or any order: a key the account never approved would be refused order by order
+        await check_signer(venue.client, venue.client.signer_address, int(time.time() * 1000))
+        store = await Store.open_migrated(store_url)
         journal = StoreCopyJournal(store)
         # one trading state per account: the risk service's (started below; ACTIVE until then)
         shared = ServiceConfig(
@@ -491,4 +513,5 @@ async def run_copy(
             await service.close()
         if venue is not None:
             await venue.close()
-        await store.close()
+        if store is not None:
+            await store.close()

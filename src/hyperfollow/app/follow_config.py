@@ -1,7 +1,7 @@
 """`follow.toml`: which leaders a follower copies, and how. Read for `hyperfollow copy --config`.
 
 ```toml
-[venue]                      # optional; overrides HYPERFOLLOW_VENUE__* (never a key: keys come from the env)
+[venue]                      # optional; HYPERFOLLOW_VENUE__* win over it (keys only in the environment)
 network = "testnet"
 account_address = "0xYourAccount"
 
@@ -23,7 +23,8 @@ reverse = true
 ```
 
 Numbers are read as ``Decimal`` straight from the file's text (``0.1`` stays exactly 0.1). Every error
-names the file, the follow and the setting.
+names the file, the follow and the setting, and never shows a value shaped like a private key.
+Every key, its default and unit: ``docs/follow-toml.md``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from hyperfollow.app.settings import redact, shown
 from hyperfollow.copy.model import FollowSettings
 from hyperfollow.risk.exits import ExitPolicy, TakeProfitTier
 
@@ -50,7 +52,10 @@ _EXIT_KEYS = frozenset(
 
 
 class FollowConfigError(ValueError):
-    """The file cannot be used as it is; the message says where and what."""
+    """The file cannot be used as it is; the message says where and what (key-shaped values hidden)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(message))
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +84,14 @@ def load_copy_config(path: str | Path) -> CopyConfig:
             doc = tomllib.load(fh, parse_float=Decimal)
     except FileNotFoundError:
         raise FollowConfigError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise FollowConfigError(f"{path}: is a folder, not a follow file") from None
+    except OSError as exc:
+        raise FollowConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise FollowConfigError(
+            f"{path}: not UTF-8 text (byte {exc.start} is not valid UTF-8): save the file as UTF-8"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise FollowConfigError(f"{path}: not valid TOML: {exc}") from None
     return parse_copy_config(doc, source=str(path))
@@ -109,7 +122,9 @@ def parse_copy_config(doc: dict[str, Any], source: str = "follow.toml") -> CopyC
         _check_keys(raw, _FOLLOW_KEYS, where)
         leader = raw.get("leader")
         if not isinstance(leader, str) or not _ADDRESS.match(leader):
-            raise FollowConfigError(f"{where}: leader must be a 0x address of 40 hex digits, got {leader!r}")
+            raise FollowConfigError(
+                f"{where}: leader must be a 0x address of 40 hex digits, got {shown(leader)}"
+            )
         leader = leader.lower()
         if leader in seen:
             raise FollowConfigError(f"{where}: leader {leader} is followed twice")

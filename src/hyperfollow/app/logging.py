@@ -23,6 +23,12 @@ class _CurrentStderr:
     def flush(self) -> None:
         sys.stderr.flush()
 
+    def isatty(self) -> bool:
+        try:
+            return sys.stderr.isatty()
+        except (AttributeError, ValueError):  # replaced by an object without it, or closed
+            return False
+
 
 def redact_secrets(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """structlog processor: replace the value of any key that looks sensitive."""
@@ -32,9 +38,16 @@ def redact_secrets(_logger: Any, _name: str, event: MutableMapping[str, Any]) ->
     return event
 
 
-def configure_logging(level: str = "INFO", json_output: bool = False) -> None:
-    """Configure structlog once for the process (stderr, ISO timestamps, bound context)."""
-    renderer: Any = structlog.processors.JSONRenderer() if json_output else structlog.dev.ConsoleRenderer()
+def configure_logging(level: str = "INFO", json_output: bool = False, colors: bool | None = None) -> None:
+    """Configure structlog once for the process (stderr, ISO timestamps, bound context).
+
+    Colour codes only when stderr is a terminal (``colors=None``): a file, a pipe or CI gets plain text.
+    """
+    if colors is None:
+        colors = _CurrentStderr().isatty()
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if json_output else structlog.dev.ConsoleRenderer(colors=colors)
+    )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -6,10 +6,38 @@ Units are in field names (`_ms`, `_secs`, `_pct`, `_usd`).
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from hyperfollow.adapters.hyperliquid.config import is_address, is_private_key, url_host
+
+ENV_PREFIX = "HYPERFOLLOW_"
+# 60+ hex digits in a row: a private key (64), perhaps with a typo; never shown in a message
+_KEY_SHAPED = re.compile(r"(?:0x)?[0-9a-fA-F]{60,}")
+_HIDDEN = "<hidden: shaped like a private key>"
+
+
+class SettingsError(ValueError):
+    """Settings that cannot be used; the message names where each bad value came from."""
+
+
+def looks_like_key(value: object) -> bool:
+    """A value that could be a private key (64 hex digits, 0x optional, give or take a typo)."""
+    return isinstance(value, str) and _KEY_SHAPED.search(value) is not None
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` for a message, unless it looks like a private key."""
+    return _HIDDEN if looks_like_key(value) else repr(value)
+
+
+def redact(text: str) -> str:
+    """``text`` with every key-shaped run replaced (the last line of defence of an error message)."""
+    return _KEY_SHAPED.sub(_HIDDEN, text)
 
 
 class LimitsSettings(BaseModel):
@@ -61,6 +89,40 @@ class VenueSettings(BaseModel):
     vault_address: str | None = Field(None, description="vault or sub-account traded for, if any")
     live: bool = Field(False, description="must be true to trade on mainnet")
 
+    # The checks below never put the value in their message: a key pasted into the wrong setting (or a
+    # key with a typo) must not be printed back.
+    @field_validator("account_address", "vault_address", "base_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("account_address", "vault_address")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not is_address(value.strip()):
+            raise ValueError("must be a 0x address of 40 hex digits")
+        return value.strip().lower()
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.strip().startswith(("http://", "https://")) or not url_host(value):
+            raise ValueError("must be an http:// or https:// URL with a host")
+        return value.strip()
+
+    @field_validator("agent_key")
+    @classmethod
+    def _key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if not is_private_key(value.get_secret_value()):
+            raise ValueError("must be a private key: 64 hex digits, 0x optional")
+        return value
+
 
 class StoreSettings(BaseModel):
     """Persistence (`HYPERFOLLOW_STORE__URL`): an SQLite file by default, or PostgreSQL for scale-out.
@@ -79,10 +141,60 @@ class LoggingSettings(BaseModel):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="HYPERFOLLOW_", env_nested_delimiter="__", extra="forbid", populate_by_name=True
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        populate_by_name=True,
+        hide_input_in_errors=True,
     )
 
     exchange: ExchangeSettings = ExchangeSettings()
     venue: VenueSettings = VenueSettings()
     store: StoreSettings = StoreSettings()
     logging: LoggingSettings = LoggingSettings()
+
+
+def env_name(loc: tuple[int | str, ...]) -> str:
+    """The environment variable of a settings location: ``("venue", "network")`` ->
+    ``HYPERFOLLOW_VENUE__NETWORK``."""
+    return ENV_PREFIX + "__".join(str(part).upper() for part in loc)
+
+
+def _problems(exc: ValidationError, where: Any) -> str:
+    """One ``where: what`` per error, from pydantic's error list without its ``input_value``."""
+    parts = []
+    for err in exc.errors(include_input=False, include_url=False):
+        loc = tuple(err["loc"])
+        parts.append(f"{where(loc)}: {err['msg'].removeprefix('Value error, ')}")
+    return redact("; ".join(parts))
+
+
+def load_settings() -> Settings:
+    """``Settings()`` from the environment; ``SettingsError`` names the variable of each bad value."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SettingsError(f"Invalid settings: {_problems(exc, env_name)}") from None
+
+
+def merge_venue(
+    env: VenueSettings, file_values: Mapping[str, str], source: str, *, live: bool
+) -> VenueSettings:
+    """The venue section from the follow file's ``[venue]`` and the environment: a setting given in the
+    environment wins over the file's. ``live`` comes from the command line only. An invalid value is
+    named by where it came from (``HYPERFOLLOW_VENUE__X`` or ``<file>: [venue] x``)."""
+    from_env = {name: getattr(env, name) for name in env.model_fields_set}
+    merged: dict[str, Any] = {**env.model_dump(), **file_values, **from_env, "live": live}
+
+    def where(loc: tuple[int | str, ...]) -> str:
+        name = str(loc[0]) if loc else "?"
+        if name in from_env:
+            return env_name(("venue", *loc))
+        if name in file_values:
+            return f"{source}: [venue] {'.'.join(map(str, loc))}"
+        return f"venue.{name}"
+
+    try:
+        return VenueSettings.model_validate(merged)
+    except ValidationError as exc:
+        raise SettingsError(f"Invalid venue settings: {_problems(exc, where)}") from None

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from hyperfollow.adapters.hyperliquid.config import MAINNET_API_URL, TESTNET_API_URL, HyperliquidConfig
-from hyperfollow.app.settings import Settings
+from hyperfollow.adapters.hyperliquid.config import (
+    MAINNET_API_URL,
+    TESTNET_API_URL,
+    HyperliquidConfig,
+    is_mainnet_url,
+)
+from hyperfollow.app.settings import Settings, redact
 
 
 class VenueConfigError(ValueError):
@@ -31,7 +36,7 @@ def adapter_config(settings: Settings) -> HyperliquidConfig:
     """The adapter configuration for ``settings.venue``; ``VenueConfigError`` says what is missing."""
     venue = settings.venue
     base_url = venue_base_url(settings)
-    if (venue.network == "mainnet" or base_url == MAINNET_API_URL) and not venue.live:
+    if (venue.network == "mainnet" or is_mainnet_url(base_url)) and not venue.live:
         raise VenueConfigError(
             "Refusing to trade on mainnet (real money) without confirmation: set "
             "HYPERFOLLOW_VENUE__LIVE=true (settings venue.live = true) to trade live, or choose "
@@ -58,6 +63,6 @@ def adapter_config(settings: Settings) -> HyperliquidConfig:
         names = {"secret_key": "agent_key", "account_address": "account_address", "base_url": "base_url"}
         problems = "; ".join(
             f"venue.{names.get(str(err['loc'][0]), str(err['loc'][0])) if err['loc'] else '?'}: {err['msg']}"
-            for err in exc.errors()
+            for err in exc.errors(include_input=False)
         )
-        raise VenueConfigError(f"Invalid venue settings: {problems}") from None
+        raise VenueConfigError(redact(f"Invalid venue settings: {problems}")) from None

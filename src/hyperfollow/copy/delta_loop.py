@@ -27,7 +27,7 @@ from hyperfollow.copy.delta import decide_delta
 from hyperfollow.copy.journal import Cursor, Follow
 from hyperfollow.copy.lifecycle import renews_position
 from hyperfollow.copy.model import CopyMode, Decision, Skip, SkipReason, intents
-from hyperfollow.copy.state import CopyEvent
+from hyperfollow.copy.state import CopyEvent, EventKind
 from hyperfollow.domain.errors import UnknownInstrument
 from hyperfollow.domain.model import AccountSnapshot, Fill
 from hyperfollow.domain.rules import Instrument
@@ -105,7 +105,14 @@ class DeltaLoop:
             decision = [d for d in decision if d not in quiet]
             events = await svc.act(follow, decision, origin_ms=None, received=None, cursor=None)
             adjusted = self.last_adjust_ms.setdefault(follow.key, {})
+            # a coin whose every order the venue refused was not adjusted: no cooldown (the next round
+            # tries again and reports the rejection again, never a "coin adjusted too recently" skip)
+            refused = {e.coin for e in events if e.kind is EventKind.REJECTED} - {
+                e.coin for e in events if e.kind is not EventKind.REJECTED
+            }
             for intent in intents(decision):
+                if intent.coin in refused:
+                    continue
                 adjusted[intent.coin] = now
                 if not intent.reduce_only:  # our share of it is open: its changes are ours to follow
                     self._forget_preexisting(follow, intent.coin)

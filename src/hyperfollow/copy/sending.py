@@ -203,9 +203,10 @@ class Sender:
             fill_key=job.fill_key, reason=outcome.error or job.reason, latency_ms=latency, process_ms=process,
         )  # fmt: skip
         name = "copy.rejected" if kind is EventKind.REJECTED else "copy.sent"
-        log.info(name, kind=kind.value, follower=job.follower, leader=job.leader, coin=job.order.coin,
-                 cloid=job.order.cloid, side=job.order.side.value, size=str(job.order.size),
-                 filled=str(filled), latency_ms=latency, process_ms=process, error=outcome.error)  # fmt: skip
+        emit = log.warning if kind is EventKind.REJECTED else log.info  # a refusal needs a human to see it
+        emit(name, kind=kind.value, follower=job.follower, leader=job.leader, coin=job.order.coin,
+             cloid=job.order.cloid, side=job.order.side.value, size=str(job.order.size),
+             filled=str(filled), latency_ms=latency, process_ms=process, error=outcome.error)  # fmt: skip
         if filled > 0:
             log.info("copy.filled", follower=job.follower, leader=job.leader, coin=job.order.coin,
                      cloid=job.order.cloid, filled=str(filled), avg_price=str(outcome.avg_price))  # fmt: skip

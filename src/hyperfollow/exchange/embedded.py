@@ -69,7 +69,7 @@ class EmbeddedExchange:
         self.agents = AgentRegistry()
         self.nonces = NonceTracker(past_window_ms=nonce_window_ms[0], future_window_ms=nonce_window_ms[1])
         self.auth = Authenticator(self._is_known, self._vault_leader, self.agents, self.nonces, is_mainnet)
-        self.info_api = InfoApi(self.engine, self.agents)
+        self.info_api = InfoApi(self.engine, self.agents, agent_clock=auth_clock)
         self.exchange_api = ExchangeApi(
             self.engine,
             self.auth,

@@ -50,8 +50,8 @@ def is_address(value: Any) -> TypeGuard[str]:
 
 
 class AgentDirectory(Protocol):
-    def extra_agents(self, master: str) -> list[dict[str, Any]]: ...
-    def role_of(self, address: str) -> dict[str, Any] | None: ...
+    def extra_agents(self, master: str, now_ms: int | None = None) -> list[dict[str, Any]]: ...
+    def role_of(self, address: str, now_ms: int | None = None) -> dict[str, Any] | None: ...
 
 
 def _str(req: Mapping[str, Any], key: str) -> str:
@@ -107,9 +107,16 @@ def _usd(micro: int) -> str:
 class InfoApi:
     """Dispatches `/info` requests on their ``type``."""
 
-    def __init__(self, engine: Engine, agents: AgentDirectory | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        agents: AgentDirectory | None = None,
+        agent_clock: Callable[[], int] | None = None,
+    ) -> None:
         self.engine = engine
         self.agents = agents
+        # the clock agents expire on (the authenticator's: wall ms); None shows expired agents too
+        self.agent_clock = agent_clock
         self.handlers: dict[str, Callable[[Mapping[str, Any]], Any]] = {
             "meta": self.meta,
             "metaAndAssetCtxs": self.meta_and_ctxs,
@@ -135,6 +142,7 @@ class InfoApi:
             "portfolio": self.portfolio,
             "userRole": self.user_role,
             "extraAgents": self.extra_agents,
+            "vaultDetails": self.vault_details,
             "recentTrades": self.recent_trades,
             "activeAssetData": self.active_asset_data,
             "predictedFundings": self.predicted_fundings,
@@ -622,10 +630,14 @@ class InfoApi:
         periods = ["day", "week", "month", "allTime", "perpDay", "perpWeek", "perpMonth", "perpAllTime"]
         return [[p, dict(point)] for p in periods]
 
+    def _agent_now(self) -> int | None:
+        return self.agent_clock() if self.agent_clock is not None else None
+
     def user_role(self, req: Mapping[str, Any]) -> Any:
+        """An expired agent is no agent any more; a sub-account names its master."""
         user = _user(req)
         if self.agents is not None:
-            role = self.agents.role_of(user)
+            role = self.agents.role_of(user, self._agent_now())
             if role is not None:
                 return role
         acct = self.engine.accounts.get(user)
@@ -633,11 +645,24 @@ class InfoApi:
             return {"role": "missing"}
         if acct.is_vault:
             return {"role": "vault"}
+        if acct.leader is not None:
+            return {"role": "subAccount", "data": {"master": acct.leader}}
         return {"role": "user"}
 
     def extra_agents(self, req: Mapping[str, Any]) -> Any:
         user = _user(req)
-        return self.agents.extra_agents(user) if self.agents is not None else []
+        return self.agents.extra_agents(user, self._agent_now()) if self.agents is not None else []
+
+    def vault_details(self, req: Mapping[str, Any]) -> Any:
+        """The identity part of ``vaultDetails`` (name, address, leader); ``null`` for a non-vault."""
+        vault = _str(req, "vaultAddress").lower()
+        acct = self.engine.accounts.get(vault)
+        if acct is None or not acct.is_vault or acct.leader is None:
+            return None
+        return {
+            "name": vault, "vaultAddress": vault, "leader": acct.leader, "description": "",
+            "portfolio": [], "followers": [], "isClosed": False, "allowDeposits": True,
+        }  # fmt: skip
 
     def referral(self, req: Mapping[str, Any]) -> Any:
         acct = self._account(req)

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from hyperfollow.adapters.hyperliquid.config import MAINNET_API_URL, TESTNET_API_URL
-from hyperfollow.app.settings import Settings
+from hyperfollow.app.settings import Settings, SettingsError, load_settings
 from hyperfollow.app.venue import VenueConfigError, adapter_config
 
 KEY = "0x" + "42" * 32
@@ -79,10 +79,12 @@ def test_missing_account_or_key_is_said_in_words(monkeypatch: pytest.MonkeyPatch
 
 def test_malformed_values_never_echo_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
     bad_key = "0x" + "7q" * 32
-    s = settings(monkeypatch, VENUE__ACCOUNT_ADDRESS="0x1234", VENUE__AGENT_KEY=bad_key)
-    with pytest.raises(VenueConfigError) as info:
-        adapter_config(s)
+    settings(monkeypatch)  # a clean environment
+    monkeypatch.setenv("HYPERFOLLOW_VENUE__ACCOUNT_ADDRESS", "0x1234")
+    monkeypatch.setenv("HYPERFOLLOW_VENUE__AGENT_KEY", bad_key)
+    with pytest.raises(SettingsError) as info:
+        load_settings()
     text = str(info.value)
-    assert "venue.account_address" in text
-    assert "venue.agent_key" in text
+    assert "HYPERFOLLOW_VENUE__ACCOUNT_ADDRESS" in text
+    assert "HYPERFOLLOW_VENUE__AGENT_KEY" in text
     assert "7q7q" not in text

@@ -14,7 +14,6 @@ import json
 from collections import Counter, defaultdict
 from decimal import Decimal
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,13 +26,11 @@ from hyperfollow.copy.mirror import decide_mirror
 from hyperfollow.copy.model import FollowSettings, Skip, SkipReason
 from hyperfollow.domain.model import Fill, Side
 from hyperfollow.domain.rules import Instrument, Rounding, quantize_price, quantize_size, size_is_valid
+from shared_data import vendored
 
-FIXTURES = Path(__file__).resolve().parents[4] / "shared" / "fixtures"
-AUDIT = FIXTURES / "real" / "copytrader_audit_202607" / "exchange_leader_fills.json.gz"
+AUDIT = vendored("real/copytrader_audit_202607/exchange_leader_fills.json.gz")
 LEADER_EQUITY = Decimal(100_000)
 SLOTS = ["acc2", "acc3", "acc4", "acc6", "acc9"]
-
-pytestmark = pytest.mark.skipif(not AUDIT.exists(), reason="real fixtures not mounted")
 
 
 @cache

@@ -140,3 +140,121 @@ class HyperliquidAccount:
     def stream_orders(self) -> AsyncIterator[OrderState]:
         """The account's order updates (live; a ``gap`` event follows each reconnect)."""
         return self._streams.orders(self._address)
+
+
+# ---------------------------------------------------------------------------------------------- who signs
+
+
+class SignerNotAuthorized(Exception):
+    """The signing key cannot trade for the configured account; the message says what to do."""
+
+
+_APPROVE = (
+    "approve it as an agent (API wallet) of {account} in the venue's UI (API page) or with an approveAgent "
+    "action signed by {account}, or set HYPERFOLLOW_VENUE__ACCOUNT_ADDRESS to the account that approved it"
+)
+
+
+def signer_problem(
+    signer: str,
+    account: str,
+    signer_role: Any,
+    extra_agents: Any,
+    now_ms: int,
+) -> str | None:
+    """Why ``signer`` cannot trade for ``account``, or ``None`` when it can.
+
+    It can when it is the account itself, or an agent whose master (``userRole`` of the signer:
+    ``{"role": "agent", "data": {"user": master}}``) is the account and that has not expired (a named
+    agent's ``validUntil`` in ``extraAgents`` of the account). Anything else would be refused by the
+    venue order by order ("User or API Wallet ... does not exist"), or would trade another account.
+    """
+    signer, account = signer.lower(), account.lower()
+    if signer == account:
+        return None
+    role = signer_role.get("role") if isinstance(signer_role, dict) else None
+    data = signer_role.get("data") if isinstance(signer_role, dict) else None
+    master = data.get("user") if role == "agent" and isinstance(data, dict) else None
+    if role == "agent" and isinstance(master, str) and master.lower() == account:
+        for agent in extra_agents if isinstance(extra_agents, list) else ():
+            if not isinstance(agent, dict) or str(agent.get("address", "")).lower() != signer:
+                continue
+            until = agent.get("validUntil")
+            if isinstance(until, int) and not isinstance(until, bool) and until < now_ms:
+                return (
+                    f"The signing key (agent {signer}, named {agent.get('name')!r}) expired at {until} ms "
+                    f"(now {now_ms}): approve a new agent for {account} in the venue's UI or with "
+                    "approveAgent."
+                )
+        return None
+    if role == "agent" and isinstance(master, str):
+        return (
+            f"The signing key is an agent (API wallet) of {master.lower()}, not of {account}: set "
+            f"HYPERFOLLOW_VENUE__ACCOUNT_ADDRESS={master.lower()}, or {_APPROVE.format(account=account)}."
+        )
+    if role in ("user", "vault", "subAccount"):
+        return (
+            f"The signing key is the own key of account {signer}, not an agent of {account}: its orders "
+            f"would trade {signer}. Set HYPERFOLLOW_VENUE__ACCOUNT_ADDRESS={signer} to trade that account, "
+            f"or use the key of an agent approved by {account}."
+        )
+    return (
+        f"The signing key's address {signer} is not an agent (API wallet) of {account} on this venue "
+        f"(it is unknown there), so every order would be refused: {_APPROVE.format(account=account)}."
+    )
+
+
+def vault_problem(account: str, vault: str, vault_role: Any, vault_leader: str | None) -> str | None:
+    """Why ``account`` cannot act for ``vault`` (a vault it leads or a sub-account it owns), or ``None``."""
+    account, vault = account.lower(), vault.lower()
+    role = vault_role.get("role") if isinstance(vault_role, dict) else None
+    data = vault_role.get("data") if isinstance(vault_role, dict) else None
+    if role == "subAccount":
+        master = data.get("master") if isinstance(data, dict) else None
+        if isinstance(master, str) and master.lower() == account:
+            return None
+        return (
+            f"HYPERFOLLOW_VENUE__VAULT_ADDRESS {vault} is a sub-account of {master}, not of {account}: set "
+            "the account address to its master, or clear the vault address."
+        )
+    if role == "vault":
+        if vault_leader is not None and vault_leader.lower() == account:
+            return None
+        return (
+            f"HYPERFOLLOW_VENUE__VAULT_ADDRESS {vault} is a vault led by "
+            f"{vault_leader or 'another account'}, not by {account}: set the account address to the vault's "
+            "leader, or clear the vault address."
+        )
+    return (
+        f"HYPERFOLLOW_VENUE__VAULT_ADDRESS {vault} is neither a vault nor a sub-account on this venue: "
+        "check the address, or clear it to trade the account itself."
+    )
+
+
+async def check_signer(client: VenueClient, signer: str, now_ms: int) -> None:
+    """Ask the venue (``userRole``, ``extraAgents``, ``vaultDetails``) whether the configured key may trade
+    for the configured account (and vault); raises ``SignerNotAuthorized`` with what to do if not.
+
+    ``signer`` is the address the key signs as. Run at start, before anything is sent: an unapproved key
+    is otherwise silent until every order is refused. The key never appears in a message (only the
+    address it signs as).
+    """
+    config = client.config
+    signer, account = signer.lower(), config.account_address.lower()
+    problem: str | None = None
+    if signer != account:
+        role, agents = await asyncio.gather(
+            client.info({"type": "userRole", "user": signer}),
+            client.info({"type": "extraAgents", "user": account}),
+        )
+        problem = signer_problem(signer, account, role, agents, now_ms)
+    if problem is None and config.vault_address is not None:
+        vault_role = await client.info({"type": "userRole", "user": config.vault_address})
+        leader: str | None = None
+        if isinstance(vault_role, dict) and vault_role.get("role") == "vault":
+            details = await client.info({"type": "vaultDetails", "vaultAddress": config.vault_address})
+            found = details.get("leader") if isinstance(details, dict) else None
+            leader = found if isinstance(found, str) else None
+        problem = vault_problem(account, config.vault_address, vault_role, leader)
+    if problem is not None:
+        raise SignerNotAuthorized(problem)

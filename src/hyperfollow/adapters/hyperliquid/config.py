@@ -9,20 +9,44 @@ because the venue keeps its state under that address (an agent's own address has
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 MAINNET_API_URL = "https://api.hyperliquid.xyz"
 TESTNET_API_URL = "https://api.hyperliquid-testnet.xyz"
+MAINNET_DOMAIN = "hyperliquid.xyz"  # testnet lives on its own domain, hyperliquid-testnet.xyz
 
 
-def _is_address(text: str) -> bool:
-    if len(text) != 42 or not text.startswith("0x"):
-        return False
+def url_host(url: str) -> str:
+    """The host a URL points at: lower-case, without port, userinfo or a trailing dot ("" if none)."""
     try:
-        int(text[2:], 16)
-    except ValueError:
-        return False
-    return True
+        host = urlsplit(url.strip()).hostname or ""
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return ""
+    return host.rstrip(".").lower()
+
+
+def is_mainnet_url(url: str) -> bool:
+    """True for any URL whose host is ``hyperliquid.xyz`` or one of its subdomains (``api.``, ``API.``,
+    with a port, userinfo, a path or a trailing dot): that is real money. The testnet host,
+    ``api.hyperliquid-testnet.xyz``, is another domain and is not mainnet; so is every other host."""
+    host = url_host(url)
+    return host == MAINNET_DOMAIN or host.endswith("." + MAINNET_DOMAIN)
+
+
+def is_address(text: str) -> bool:
+    """``0x`` and 40 hex digits."""
+    return len(text) == 42 and text.startswith("0x") and all(c in _HEX for c in text[2:])
+
+
+def is_private_key(text: str) -> bool:
+    """64 hex digits, ``0x`` optional (surrounding blanks ignored)."""
+    hex_part = text.strip().removeprefix("0x")
+    return len(hex_part) == 64 and all(c in _HEX for c in hex_part)
+
+
+_HEX = frozenset("0123456789abcdefABCDEF")
 
 
 class HyperliquidConfig(BaseModel):
@@ -48,8 +72,9 @@ class HyperliquidConfig(BaseModel):
     @field_validator("base_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"base_url must start with http:// or https://, got {value!r}")
+        if not value.startswith(("http://", "https://")) or not url_host(value):
+            # never echo the value: a key pasted into the wrong setting must not reach an error text
+            raise ValueError("base_url must be an http:// or https:// URL with a host")
         # The SDK concatenates paths: a trailing slash would post to "//info".
         return value.rstrip("/")
 
@@ -57,8 +82,7 @@ class HyperliquidConfig(BaseModel):
     @classmethod
     def _key_shape(cls, value: SecretStr) -> SecretStr:
         text = value.get_secret_value().strip()
-        hex_part = text[2:] if text.startswith("0x") else text
-        if len(hex_part) != 64 or any(c not in "0123456789abcdefABCDEF" for c in hex_part):
+        if not is_private_key(text):
             # never echo the value: it may be a real key with a typo
             raise ValueError("the signing key must be 32 bytes of hex (64 hex digits, 0x optional)")
         return SecretStr(text)
@@ -68,14 +92,14 @@ class HyperliquidConfig(BaseModel):
     def _address(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        if not _is_address(value):
-            raise ValueError(f"not a 0x address of 40 hex digits: {value!r}")
+        if not is_address(value):
+            raise ValueError("not a 0x address of 40 hex digits")  # the value is never echoed
         return value.lower()
 
     @property
     def is_mainnet(self) -> bool:
-        """The SDK signs for mainnet only when the URL is exactly the mainnet URL (any other: testnet)."""
-        return self.base_url == MAINNET_API_URL
+        """Sign for mainnet when the URL's host is mainnet's (``is_mainnet_url``), else for testnet."""
+        return is_mainnet_url(self.base_url)
 
     @property
     def ws_url(self) -> str:
