@@ -5,11 +5,14 @@ Fills are read into a queue by one task and handled in batches by another, so th
 together (one leader order sweeping several levels) are merged per order with ``fills.coalesce`` and
 copied as one order instead of several small ones that would each fall under the $10 minimum.
 
-A fill is handled once per follow. The follow's cursor (time and ``Fill.ref`` of the last leader fill it
-handled) is advanced in the same transaction that journals the fill's intents and skips; a fill at or
-before the cursor is not decided again. Fills share milliseconds, so within the cursor's millisecond the
-trade id decides (streams and backfills deliver fills by time, then trade id), and for old fills without
-one the journal is asked whether the fill produced anything.
+A fill is handled once per follow. The follow's cursor (``journal.Cursor``: the millisecond of the last
+leader fills it handled, and the ``Fill.ref`` of each fill handled in it) is advanced in the same
+transaction that journals the fill's intents and skips; a fill behind the cursor is not decided again.
+Trade ids are not in position order within a millisecond, so the cursor names fills rather than comparing
+ids: a fill of the cursor's millisecond that it does not name is new.
+
+An order's fills are merged in position order (``fills.chain_segments``); a broken ``startPosition`` chain
+is logged and each piece decided on its own, the cursor moving with the last.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 import structlog
 
-from hyperfollow.copy.fills import coalesce
-from hyperfollow.copy.journal import Cursor, Follow
+from hyperfollow.copy.fills import chain_segments, merge
+from hyperfollow.copy.journal import Cursor, Follow, advance_cursor
 from hyperfollow.copy.mirror import decide_mirror
 from hyperfollow.copy.model import CopyMode, Decision, Skip, SkipReason, numbers
 from hyperfollow.domain.errors import UnknownInstrument
@@ -221,11 +224,17 @@ class MirrorLoop:
             fresh = [(f, r) for f, r in items if await self._is_new(follow, f)]
             received = {id(f): r for f, r in fresh}
             for group in order_groups([f for f, _ in fresh]):
-                [merged] = coalesce(group)
-                last = group[-1]
-                await self._mirror_one(
-                    follow, merged, Cursor(last.time_ms, last.ref), received[id(group[0])], marks
-                )
+                pieces = chain_segments(group)
+                if len(pieces) > 1:
+                    log.warning("copy.fill_chain_broken", follower=follow.follower, leader=follow.leader,
+                                coin=group[0].coin, oid=group[0].oid, fills=len(group), pieces=len(pieces),
+                                starts=[str(p[0].start_position) for p in pieces])  # fmt: skip
+                for i, piece in enumerate(pieces):
+                    # the cursor moves with the last piece only: it never passes a piece not yet decided
+                    cursor = (
+                        advance_cursor(self._svc.cursor_of(follow), group) if i == len(pieces) - 1 else None
+                    )
+                    await self._mirror_one(follow, merge(piece), cursor, received[id(group[0])], marks)
 
     async def _is_new(self, follow: Follow, fill: Fill) -> bool:
         if fill.time_ms < follow.created_ms:
@@ -233,14 +242,16 @@ class MirrorLoop:
         cursor = self._svc.cursor_of(follow)
         if cursor is None or fill.time_ms > cursor.time_ms:
             return True
-        if fill.time_ms < cursor.time_ms:
+        if cursor.passed(fill):
             return False
-        if fill.tid is not None and cursor.tid is not None:
-            return fill.tid > cursor.tid
+        if fill.time_ms < cursor.time_ms:
+            return False  # late, and older than what was handled since (the cursor never moves back)
+        # in the cursor's millisecond and not named by it: new, unless the journal knows it (a cursor
+        # written before cursors named every fill of their millisecond)
         return not await self._svc.journal.handled(follow.follower, follow.leader, fill.ref)
 
     async def _mirror_one(
-        self, follow: Follow, fill: Fill, cursor: Cursor, received: float, marks: dict[str, Decimal]
+        self, follow: Follow, fill: Fill, cursor: Cursor | None, received: float, marks: dict[str, Decimal]
     ) -> None:
         svc = self._svc
         decision = await self._decide(follow, fill, marks)

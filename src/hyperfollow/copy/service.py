@@ -36,7 +36,7 @@ import structlog
 
 from hyperfollow.copy import startup
 from hyperfollow.copy.delta_loop import DeltaLoop
-from hyperfollow.copy.journal import CopyJournal, Cursor, Follow
+from hyperfollow.copy.journal import CopyJournal, Cursor, Follow, advance_cursor
 from hyperfollow.copy.lifecycle import decide_join, decide_stop
 from hyperfollow.copy.mids import MidsCache
 from hyperfollow.copy.mirror_loop import MirrorLoop, Pump, Received
@@ -322,7 +322,7 @@ class CopyService:
         share milliseconds), else just before it."""
         fills = await self.leader_feed.fills_since(leader, now)
         if fills:
-            return Cursor(fills[-1].time_ms, fills[-1].ref)
+            return advance_cursor(None, fills)
         return Cursor(now - 1, f"follow:{now}")
 
     async def stop_follow(
