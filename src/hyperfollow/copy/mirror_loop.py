@@ -24,10 +24,12 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 import structlog
 
+from hyperfollow.copy import startup
 from hyperfollow.copy.fills import chain_segments, merge
 from hyperfollow.copy.journal import Cursor, Follow, advance_cursor
 from hyperfollow.copy.mirror import decide_mirror
 from hyperfollow.copy.model import CopyMode, Decision, Skip, SkipReason, numbers
+from hyperfollow.copy.sending import backoff_secs
 from hyperfollow.domain.errors import UnknownInstrument
 from hyperfollow.domain.model import Fill
 
@@ -148,16 +150,36 @@ def order_groups(fills: Sequence[Fill]) -> list[list[Fill]]:
 
 
 class MirrorLoop:
-    """The leader stream of one ``CopyService`` and the per-follow handling of its fills."""
+    """The leader stream of one ``CopyService`` and the per-follow handling of its fills.
+
+    Each follow works through its fills in its own task, one order at a time: a failure (a venue read, the
+    journal, anything) is logged and the same order is tried again after a capped backoff, and the follow's
+    later fills wait behind it, so the cursor never passes a fill that was not decided and nothing is copied
+    out of order. Other follows go on meanwhile.
+    """
 
     def __init__(self, service: CopyService) -> None:
         self._svc = service
         self._pump: Pump[Fill] | None = None
         self._leaders: tuple[str, ...] = ()
+        self._backlog: dict[tuple[str, str], list[Received[Fill]]] = {}
+        self._workers: dict[tuple[str, str], asyncio.Task[None]] = {}
 
     @property
     def pump(self) -> Pump[Fill] | None:
         return self._pump
+
+    @property
+    def busy(self) -> bool:
+        """Fills are queued or being handled (retries included)."""
+        return bool(self._workers) or (self._pump is not None and self._pump.busy)
+
+    async def join(self) -> None:
+        """Wait until every fill delivered so far is handled."""
+        if self._pump is not None:
+            await self._pump.join()
+        while self._workers:
+            await asyncio.gather(*self._workers.values(), return_exceptions=True)
 
     def mirror_follows(self) -> list[Follow]:
         return [f for f in self._svc.active_follows() if f.settings.mode is CopyMode.MIRROR]
@@ -183,9 +205,17 @@ class MirrorLoop:
         self._pump.start()
 
     async def stop(self) -> None:
+        """Stop the stream and every follow's task; what was not decided is delivered again at the next
+        start (the cursors did not pass it)."""
         if self._pump is not None:
             await self._pump.stop()
             self._pump = None
+        workers = list(self._workers.values())
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        self._workers.clear()
+        self._backlog.clear()
         self._leaders = ()
 
     async def _open(self) -> AsyncIterator[Fill]:
@@ -200,41 +230,93 @@ class MirrorLoop:
         return self._svc.leader_feed.stream_fills(list(self._leaders), since_ms=since)
 
     async def _handle(self, batch: list[Received[Fill]]) -> None:
+        """Hand the batch to each mirror follow of its leaders (their own tasks)."""
         self._svc.risk.saw_leader_fills([fill for fill, _ in batch])  # leader health: fills seen
         by_leader: dict[str, list[Received[Fill]]] = {}
         for fill, received in batch:
             by_leader.setdefault(fill.address.lower(), []).append((fill, received))
-        marks = await self._svc.marks({fill.coin for fill, _ in batch})
-        jobs = [
-            self._follow_fills(follow, items, marks)
-            for leader, items in by_leader.items()
-            for follow in self.mirror_follows()
-            if follow.leader == leader
-        ]
-        for result in await asyncio.gather(*jobs, return_exceptions=True):
-            if isinstance(result, BaseException):  # that follow's cursor did not move: a restart retries it
-                log.error("copy.follow_failed", error=repr(result), exc_info=result)
+        for follow in self.mirror_follows():
+            items = by_leader.get(follow.leader)
+            if not items:
+                continue
+            self._backlog.setdefault(follow.key, []).extend(items)
+            if follow.key not in self._workers:
+                self._workers[follow.key] = asyncio.create_task(
+                    self._work(follow.key), name=f"copy.mirror.{follow.follower}.{follow.leader}"
+                )
 
-    async def _follow_fills(
-        self, follow: Follow, items: list[Received[Fill]], marks: dict[str, Decimal]
-    ) -> None:
-        async with self._svc.lock(follow):
-            if not self._svc.is_active(follow):
+    async def _work(self, key: tuple[str, str]) -> None:
+        try:
+            while self._backlog.get(key):
+                items = self._backlog.pop(key)
+                follow = self._svc.follow_of(*key)
+                if follow is None or follow.settings.mode is not CopyMode.MIRROR:
+                    continue  # stopped, or switched to delta: its fills are not ours to copy any more
+                await self._follow_fills(follow, items)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # _follow_fills retries every failure itself: this is a bug, and is logged as one
+            log.exception("copy.follow_failed", follower=key[0], leader=key[1])
+        finally:
+            self._workers.pop(key, None)
+
+    async def _follow_fills(self, follow: Follow, items: list[Received[Fill]]) -> None:
+        received: dict[str, float] = {}
+        fills: list[Fill] = []
+        for f, r in items:
+            if f.ref not in received:  # a fill delivered twice (a stream re-opened): once
+                received[f.ref] = r
+                fills.append(f)
+        for group in order_groups(fills):
+            await self._until_handled(follow, group, received[group[0].ref])
+
+    async def _until_handled(self, follow: Follow, group: list[Fill], received: float) -> None:
+        """Decide and send one order's fills; on failure, again after a capped backoff, until it is done
+        (or the follow stopped)."""
+        svc = self._svc
+        attempt = 0
+        while True:
+            try:
+                async with svc.lock(follow):
+                    current = svc.follow_of(*follow.key)
+                    if current is None or current.settings.mode is not CopyMode.MIRROR:
+                        return
+                    fresh = [f for f in group if await self._is_new(current, f)]
+                    if fresh:
+                        if attempt:
+                            await self._resolve_left(current, fresh)
+                        await self._mirror_order(current, fresh, received)
                 return
-            fresh = [(f, r) for f, r in items if await self._is_new(follow, f)]
-            received = {id(f): r for f, r in fresh}
-            for group in order_groups([f for f, _ in fresh]):
-                pieces = chain_segments(group)
-                if len(pieces) > 1:
-                    log.warning("copy.fill_chain_broken", follower=follow.follower, leader=follow.leader,
-                                coin=group[0].coin, oid=group[0].oid, fills=len(group), pieces=len(pieces),
-                                starts=[str(p[0].start_position) for p in pieces])  # fmt: skip
-                for i, piece in enumerate(pieces):
-                    # the cursor moves with the last piece only: it never passes a piece not yet decided
-                    cursor = (
-                        advance_cursor(self._svc.cursor_of(follow), group) if i == len(pieces) - 1 else None
-                    )
-                    await self._mirror_one(follow, merge(piece), cursor, received[id(group[0])], marks)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                attempt += 1
+                delay = backoff_secs(attempt, svc.config.retry_secs, svc.config.retry_max_secs)
+                log.warning("copy.fill_retry", follower=follow.follower, leader=follow.leader,
+                            coin=group[0].coin, fill=group[0].ref, attempt=attempt, retry_secs=delay,
+                            error=repr(exc), exc_info=attempt == 1)  # fmt: skip
+                await svc.sleep(delay)
+
+    async def _resolve_left(self, follow: Follow, fills: list[Fill]) -> None:
+        """Before deciding an order again: its intents a failed attempt journalled but did not see through
+        are resolved by cloid (found: recorded; never received: sent), as a restart would."""
+        refs = {f.ref for f in fills}
+        for entry in await self._svc.journal.unresolved():
+            if (entry.follower, entry.leader) == follow.key and entry.fill_key in refs:
+                await startup.resolve(self._svc, entry)
+
+    async def _mirror_order(self, follow: Follow, fills: list[Fill], received: float) -> None:
+        """One order's new fills: merged per unbroken piece of the chain, each decided and acted on."""
+        pieces = chain_segments(fills)
+        if len(pieces) > 1:
+            log.warning("copy.fill_chain_broken", follower=follow.follower, leader=follow.leader,
+                        coin=fills[0].coin, oid=fills[0].oid, fills=len(fills), pieces=len(pieces),
+                        starts=[str(p[0].start_position) for p in pieces])  # fmt: skip
+        marks = await self._svc.marks({f.coin for f in fills})
+        for i, piece in enumerate(pieces):
+            # the cursor moves with the last piece only: it never passes a piece not yet decided
+            cursor = advance_cursor(self._svc.cursor_of(follow), fills) if i == len(pieces) - 1 else None
+            await self._mirror_one(follow, merge(piece), cursor, received, marks)
 
     async def _is_new(self, follow: Follow, fill: Fill) -> bool:
         if fill.time_ms < follow.created_ms:
@@ -261,7 +343,9 @@ class MirrorLoop:
             # the leader's position is new (opened from flat, e.g. while we were down and now backfilled) or
             # gone: either way it does not predate the follow any more
             svc.preexisting(follow).discard(fill.coin)
-        await svc.act(follow, decision, origin_ms=fill.time_ms, received=received, cursor=cursor)
+        await svc.act(
+            follow, decision, origin_ms=fill.time_ms, received=received, cursor=cursor, retry_sends=True
+        )
 
     async def _decide(self, follow: Follow, fill: Fill, marks: dict[str, Decimal]) -> Decision:
         svc, settings = self._svc, follow.settings

@@ -129,6 +129,10 @@ class HandWorld:
     def now(self) -> int:
         return self.exchange.clock.now_ms()
 
+    async def step(self, ms: int) -> int:
+        """Move the exchange's clock (the services' clock) on by ``ms``."""
+        return await self._market_venue.step(ms)
+
     def service(self, **config: object) -> CopyService:
         venue = SimVenue(self.exchange, F1)
         self.venues.append(venue)
