@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from enum import StrEnum
+from itertools import pairwise
 
 from hyperfollow.domain.model import Fill, Side
 
@@ -173,3 +174,57 @@ def merge(piece: Sequence[Fill]) -> Fill:
         crossed=any(f.crossed for f in piece),
         liquidation=any(f.liquidation for f in piece),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Net:
+    """A run of one coin's fills seen as one move of the leader's position (``net_fills``)."""
+
+    start: Decimal  # the leader's position before the first fill
+    end: Decimal  # ... and after the last: where it is now
+    through_zero: bool  # it was flat, or flipped, on the way
+    breaks: int  # places where the startPosition chain broke (fills missing)
+    fill: Fill | None  # the one order that makes the move (None: back where it started)
+
+
+def net_fills(fills: Sequence[Fill], *, from_flat: bool = False) -> Net:
+    """One coin's fills, in position order, netted into the one order that takes the position from before
+    the first fill to after the last (catch-up: what the leader did while we were not looking).
+
+    ``from_flat``: the move is counted from flat when the position went through zero on the way (a
+    position that predated the follow and was closed: what is held now is new). The order keeps the first
+    fill's ids, the latest time, summed fees and PnL, and the size-weighted price of the fills on its own
+    side (what the drift guard compares the mark with); its ``dir`` is that of the whole move.
+    """
+    if not fills:
+        raise ValueError("nothing to net")
+    first, last = fills[0], fills[-1]
+    start, end = first.start_position, _end(last)
+    through_zero = any(f.start_position == 0 or _end(f) == 0 or f.start_position * _end(f) < 0 for f in fills)
+    breaks = sum(1 for a, b in pairwise(fills) if _end(a) != b.start_position)
+    begin = Decimal(0) if from_flat and through_zero else start
+    if end == begin:
+        return Net(start, end, through_zero, breaks, None)
+    side = Side.of(end > begin)
+    priced = [f for f in fills if f.side is side] or list(fills)
+    weight = sum((f.size for f in priced), Decimal(0))
+    price = sum((f.price * f.size for f in priced), Decimal(0)) / weight if weight else last.price
+    if parse_direction(first.direction).action is Action.SPOT:
+        direction = direction_text(Direction(Action.SPOT, 1 if side is Side.BUY else -1))
+    else:
+        direction = direction_of(begin, end)
+    fill = replace(
+        first,
+        side=side,
+        size=abs(end - begin),
+        price=price,
+        start_position=begin,
+        direction=direction,
+        time_ms=max(f.time_ms for f in fills),
+        closed_pnl=sum((f.closed_pnl for f in fills), Decimal(0)),
+        fee=sum((f.fee for f in fills), Decimal(0)),
+        builder_fee=sum((f.builder_fee for f in fills), Decimal(0)),
+        crossed=any(f.crossed for f in fills),
+        liquidation=any(f.liquidation for f in fills),
+    )
+    return Net(start, end, through_zero, breaks, fill)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 import structlog
 
 from hyperfollow.copy import startup
-from hyperfollow.copy.fills import chain_segments, merge
+from hyperfollow.copy.fills import chain_segments, merge, net_fills
 from hyperfollow.copy.journal import Cursor, Follow, advance_cursor
 from hyperfollow.copy.mirror import decide_mirror
 from hyperfollow.copy.model import CopyMode, Decision, Skip, SkipReason, numbers
@@ -164,6 +164,7 @@ class MirrorLoop:
         self._leaders: tuple[str, ...] = ()
         self._backlog: dict[tuple[str, str], list[Received[Fill]]] = {}
         self._workers: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._live_from: int | None = None  # when the stream was (re)opened: older fills were missed
 
     @property
     def pump(self) -> Pump[Fill] | None:
@@ -226,7 +227,10 @@ class MirrorLoop:
             cursor = self._svc.cursor_of(follow)
             starts.append(cursor.time_ms if cursor is not None else follow.created_ms)
         since = min(starts) if starts else None
-        log.info("copy.leader_stream", leaders=list(self._leaders), since_ms=since)
+        self._live_from = self._svc.now_ms()
+        log.info(
+            "copy.leader_stream", leaders=list(self._leaders), since_ms=since, live_from_ms=self._live_from
+        )
         return self._svc.leader_feed.stream_fills(list(self._leaders), since_ms=since)
 
     async def _handle(self, batch: list[Received[Fill]]) -> None:
@@ -267,12 +271,23 @@ class MirrorLoop:
             if f.ref not in received:  # a fill delivered twice (a stream re-opened): once
                 received[f.ref] = r
                 fills.append(f)
-        for group in order_groups(fills):
-            await self._until_handled(follow, group, received[group[0].ref])
+        live_from = self._live_from
+        missed = [f for f in fills if live_from is not None and f.time_ms < live_from]
+        if missed:  # older than the stream: the leader traded them while we were not looking
+            await self._until_handled(follow, missed, self._catch_up)
+        for group in order_groups([f for f in fills if live_from is None or f.time_ms >= live_from]):
+            arrived = received[group[0].ref]
 
-    async def _until_handled(self, follow: Follow, group: list[Fill], received: float) -> None:
-        """Decide and send one order's fills; on failure, again after a capped backoff, until it is done
-        (or the follow stopped)."""
+            async def mirror(current: Follow, fresh: list[Fill], arrived: float = arrived) -> None:
+                await self._mirror_order(current, fresh, arrived)
+
+            await self._until_handled(follow, group, mirror)
+
+    async def _until_handled(
+        self, follow: Follow, fills: list[Fill], handle: Callable[[Follow, list[Fill]], Awaitable[None]]
+    ) -> None:
+        """``handle`` the fills not handled yet, under the follow's lock; on failure, again after a capped
+        backoff, until it is done (or the follow stopped)."""
         svc = self._svc
         attempt = 0
         while True:
@@ -281,11 +296,11 @@ class MirrorLoop:
                     current = svc.follow_of(*follow.key)
                     if current is None or current.settings.mode is not CopyMode.MIRROR:
                         return
-                    fresh = [f for f in group if await self._is_new(current, f)]
+                    fresh = [f for f in fills if await self._is_new(current, f)]
                     if fresh:
                         if attempt:
                             await self._resolve_left(current, fresh)
-                        await self._mirror_order(current, fresh, received)
+                        await handle(current, fresh)
                 return
             except asyncio.CancelledError:
                 raise
@@ -293,7 +308,7 @@ class MirrorLoop:
                 attempt += 1
                 delay = backoff_secs(attempt, svc.config.retry_secs, svc.config.retry_max_secs)
                 log.warning("copy.fill_retry", follower=follow.follower, leader=follow.leader,
-                            coin=group[0].coin, fill=group[0].ref, attempt=attempt, retry_secs=delay,
+                            coin=fills[0].coin, fill=fills[0].ref, attempt=attempt, retry_secs=delay,
                             error=repr(exc), exc_info=attempt == 1)  # fmt: skip
                 await svc.sleep(delay)
 
@@ -304,6 +319,38 @@ class MirrorLoop:
         for entry in await self._svc.journal.unresolved():
             if (entry.follower, entry.leader) == follow.key and entry.fill_key in refs:
                 await startup.resolve(self._svc, entry)
+
+    async def _catch_up(self, follow: Follow, fills: list[Fill]) -> None:
+        """Missed fills, netted per coin into the one order that reaches the leader's position now
+        (``fills.net_fills``): a round trip while we were down costs nothing, and a net move is one order.
+        Every coin's decision is journalled in one transaction with the cursor past all of them, so a crash
+        can neither lose a coin nor net it twice. The drift guard holds back an open whose price moved away
+        from the leader's; the events say catch-up and carry no latency."""
+        svc = self._svc
+        by_coin: dict[str, list[Fill]] = {}
+        for f in fills:
+            by_coin.setdefault(f.coin, []).append(f)
+        marks = await svc.marks(set(by_coin))
+        decision: Decision = []
+        left_flat: list[str] = []
+        for coin, coin_fills in by_coin.items():
+            ordered = [
+                f for group in order_groups(coin_fills) for piece in chain_segments(group) for f in piece
+            ]
+            net = net_fills(ordered, from_flat=coin in svc.preexisting(follow))
+            log.info("copy.catch_up", follower=follow.follower, leader=follow.leader, coin=coin,
+                     fills=len(ordered), orders=len(order_groups(coin_fills)), start=str(net.start),
+                     end=str(net.end), chain_breaks=net.breaks,
+                     net=None if net.fill is None else str(net.fill.signed_size))  # fmt: skip
+            if net.through_zero or net.end == 0:
+                left_flat.append(coin)
+            if net.fill is not None:
+                decision += await self._decide(follow, net.fill, marks)
+        cursor = advance_cursor(svc.cursor_of(follow), fills)
+        await svc.act(follow, decision, origin_ms=None, received=None, cursor=cursor, retry_sends=True,
+                      catch_up=True)  # fmt: skip
+        for coin in left_flat:  # the leader's position in it is new since: it does not predate the follow
+            svc.preexisting(follow).discard(coin)
 
     async def _mirror_order(self, follow: Follow, fills: list[Fill], received: float) -> None:
         """One order's new fills: merged per unbroken piece of the chain, each decided and acted on."""

@@ -131,8 +131,10 @@ class Sender:
         received: float | None,
         kind: EventKind | None = None,
         until_answered: bool = False,
+        catch_up: bool = False,
     ) -> CopyEvent:
-        """Send the job's order and report its outcome (see the module docstring for ``until_answered``)."""
+        """Send the job's order and report its outcome (see the module docstring for ``until_answered``;
+        ``catch_up`` labels the event)."""
         order, cloid = job.order, job.order.cloid
         assert cloid is not None
         maker = order.tif is Tif.ALO and settings is not None
@@ -149,6 +151,7 @@ class Sender:
                 received=received,
                 kind=kind,
                 until_answered=until_answered,
+                catch_up=catch_up,
             )
         finally:
             self._sending[busy] -= 1
@@ -162,6 +165,7 @@ class Sender:
         received: float | None,
         kind: EventKind | None,
         until_answered: bool,
+        catch_up: bool,
     ) -> CopyEvent:
         order, cloid = job.order, job.order.cloid
         assert cloid is not None
@@ -205,7 +209,7 @@ class Sender:
         if outcome.filled_size == 0 or outcome.state is EntryState.REJECTED:
             self.ledger.settle(cloid)
         await self.journal.record_outcome(outcome, now_ms=self.now_ms())
-        return self.report(job, outcome, origin_ms, received, kind, answered=answered)
+        return self.report(job, outcome, origin_ms, received, kind, answered=answered, catch_up=catch_up)
 
     async def _unknown_to_venue(self, job: OrderJob) -> bool:
         """True when the venue holds neither the order nor its taker fallback (sending again is safe)."""
@@ -245,6 +249,7 @@ class Sender:
         kind: EventKind | None,
         *,
         answered: float | None = None,
+        catch_up: bool = False,
     ) -> CopyEvent:
         now = self.now_ms()
         filled = outcome.filled_size or Decimal(0)
@@ -266,11 +271,13 @@ class Sender:
             kind, job.follower, job.leader, job.order.coin, now, cloid=job.order.cloid,
             side=job.order.side, size=job.order.size, filled=filled, avg_price=outcome.avg_price, leg=job.leg,
             fill_key=job.fill_key, reason=outcome.error or job.reason, latency_ms=latency, process_ms=process,
+            catch_up=catch_up,
         )  # fmt: skip
         name = "copy.rejected" if kind is EventKind.REJECTED else "copy.sent"
         log.info(name, kind=kind.value, follower=job.follower, leader=job.leader, coin=job.order.coin,
                  cloid=job.order.cloid, side=job.order.side.value, size=str(job.order.size),
-                 filled=str(filled), latency_ms=latency, process_ms=process, error=outcome.error)  # fmt: skip
+                 filled=str(filled), latency_ms=latency, process_ms=process, error=outcome.error,
+                 catch_up=catch_up)  # fmt: skip
         if filled > 0:
             log.info("copy.filled", follower=job.follower, leader=job.leader, coin=job.order.coin,
                      cloid=job.order.cloid, filled=str(filled), avg_price=str(outcome.avg_price))  # fmt: skip

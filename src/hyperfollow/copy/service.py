@@ -397,11 +397,13 @@ class CopyService:
         received: float | None,
         cursor: Cursor | None,
         retry_sends: bool = False,
+        catch_up: bool = False,
     ) -> list[CopyEvent]:
         """Journal a decision (with the follow's cursor), then send its new intents in order.
 
         ``retry_sends``: an order that did not reach the venue (``TransientError``) is sent again until the
-        venue answers (``Sender.execute``'s ``until_answered``), rather than recorded as rejected."""
+        venue answers (``Sender.execute``'s ``until_answered``), rather than recorded as rejected.
+        ``catch_up``: the decision catches up on missed leader fills (its events say so)."""
         wanted, skipped = intents(decision), skips(decision)
         reconcile = False
         if wanted:  # leader health, flip guard, pre-trade gate: refusals become skips
@@ -427,20 +429,21 @@ class CopyService:
         events: list[CopyEvent] = []
         for skip in skipped:
             log.info("copy.skipped", follower=skip.follower, leader=skip.leader, coin=skip.coin,
-                     reason=skip.reason.code, detail=dict(skip.detail), fill=skip.fill_key)  # fmt: skip
+                     reason=skip.reason.code, detail=dict(skip.detail), fill=skip.fill_key,
+                     catch_up=catch_up)  # fmt: skip
             event = CopyEvent(EventKind.SKIPPED, skip.follower, skip.leader, skip.coin, now,
                               fill_key=skip.fill_key, reason=skip.text, skip_reason=skip.reason,
-                              detail=skip.detail)  # fmt: skip
+                              detail=skip.detail, catch_up=catch_up)  # fmt: skip
             self.hub.emit(event)
             events.append(event)
         for intent in new:
             order = OrderJob(intent.follower, intent.leader, intent.to_order(), intent.leg, intent.fill_key,
                            intent.reason)  # fmt: skip
-            events.append(
-                await self.sender.execute(
-                    order, follow.settings, origin_ms=origin_ms, received=received, until_answered=retry_sends
-                )
-            )
+            event = await self.sender.execute(
+                order, follow.settings, origin_ms=origin_ms, received=received, until_answered=retry_sends,
+                catch_up=catch_up,
+            )  # fmt: skip
+            events.append(event)
         if reconcile:  # the flip guard blocked: the venue is the truth, read it before the next copy
             await self.reconcile_follower(follow.follower, "flip_guard")
         return events
