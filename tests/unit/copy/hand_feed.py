@@ -130,8 +130,12 @@ class HandWorld:
         return self.exchange.clock.now_ms()
 
     async def step(self, ms: int) -> int:
-        """Move the exchange's clock (the services' clock) on by ``ms``."""
-        return await self._market_venue.step(ms)
+        """Move the exchange's clock (the services' clock) on by ``ms`` at once (nothing trades here but
+        the market maker, whose quotes stay where ``set_price`` put them)."""
+        now = self.exchange.clock.advance(ms)
+        self.exchange.step()
+        self._market_venue.publish()
+        return now
 
     def service(self, **config: object) -> CopyService:
         venue = SimVenue(self.exchange, F1)

@@ -10,9 +10,12 @@ from decimal import Decimal
 
 import pytest
 from hand_feed import F1, LEADER, HandWorld, leader_fill
+from rich.console import Console
 
+from hyperfollow.app.copy_run import RunStats, live_view
+from hyperfollow.app.report import CopyReport, LeaderLine
 from hyperfollow.copy.model import FollowSettings, SizingMode, SkipReason
-from hyperfollow.copy.state import EventKind
+from hyperfollow.copy.state import CopyEvent, EventKind
 from hyperfollow.domain.model import Side
 
 TENTH = FollowSettings(sizing=SizingMode.FIXED_MULTIPLIER, multiplier=Decimal("0.1"))
@@ -114,3 +117,32 @@ async def test_a_missed_open_far_from_the_mark_is_held_back_by_the_drift_guard(h
     assert skip.skip_reason is SkipReason.SKIP_DRIFT
     assert skip.catch_up
     assert await hand.position() == 0
+
+
+async def test_catch_up_is_labelled_in_the_live_view_and_the_report_and_left_out_of_latency(
+    hand: HandWorld,
+) -> None:
+    new = await _down_and_back(hand, (120, Side.SELL, "1", "0", "3000"))
+    stats = RunStats(labels={LEADER: "scalper"}, takers=frozenset({LEADER}))
+    for i in new:
+        stats.on_event(hand.events[i])
+    live = CopyEvent(EventKind.FILLED, F1, LEADER, "ETH", hand.now(), side=Side.BUY, size=D("0.1"),
+                     filled=D("0.1"), latency_ms=42, process_ms=1.5)  # fmt: skip
+    stats.on_event(live)
+    assert stats.latencies_ms == [42.0]  # the live copy only
+    assert stats.catch_ups_by_leader == {LEADER: 1}
+    console = Console(width=160, record=True)
+    console.print(live_view(stats, None, D(10_000), "copy"))
+    assert "filled (catch-up)" in console.export_text()
+    report = CopyReport(
+        duration_s=1, follower_start=D(10_000), follower_end=D(10_000), latencies_ms=stats.latencies_ms,
+        leaders=[LeaderLine("scalper", copies=stats.copies_by_leader[LEADER],
+                            catch_ups=stats.catch_ups_by_leader[LEADER])],
+        catch_ups=sum(stats.catch_ups_by_leader.values()),
+    )  # fmt: skip
+    console = Console(width=160, record=True)
+    console.print(report.render())
+    text = console.export_text()
+    assert "catch-up orders" in text
+    header = next(line for line in text.splitlines() if "realized PnL" in line)
+    assert "catch-up" in header  # the per-leader column
