@@ -78,6 +78,7 @@ class RunStats:
     skips_by_reason: Counter[str] = field(default_factory=Counter)
     rejections_by_leader: Counter[str] = field(default_factory=Counter)  # orders the venue refused
     rejections_by_reason: Counter[str] = field(default_factory=Counter)  # the venue's own words
+    catch_ups_by_leader: Counter[str] = field(default_factory=Counter)  # orders catching up after a restart
     latencies_ms: list[float] = field(default_factory=list)  # wall ms, leader fill -> acked
     process_ms: list[float] = field(default_factory=list)  # wall ms, fill received here -> acked
 
@@ -101,6 +102,9 @@ class RunStats:
             self.rejections_by_reason[event.reason or "no reason given"] += 1
         if event.kind in _TRADED:
             self.copies_by_leader[event.leader] += 1
+        if event.catch_up:  # fills missed while down: netted, and no latency to speak of
+            self.catch_ups_by_leader[event.leader] += 1
+            return
         if event.leader in self.takers and event.kind in (EventKind.FILLED, EventKind.PARTIAL):
             if event.latency_ms is not None:
                 self.latencies_ms.append(event.latency_ms / self.speed)
@@ -169,7 +173,7 @@ def live_view(
         latency = "-" if e.latency_ms is None else f"{e.latency_ms / stats.speed:.1f} ms"
         copies.add_row(
             stats.label(e.leader), e.coin, _side(e), str(e.filled or e.size or "-"),
-            str(e.avg_price or "-"), e.kind.value, latency,
+            str(e.avg_price or "-"), f"{e.kind.value} (catch-up)" if e.catch_up else e.kind.value, latency,
         )  # fmt: skip
     skips = Table("leader", "coin", "reason", title="last skips")
     for e in reversed(stats.skipped):
@@ -358,6 +362,7 @@ class CopyRun:
                     label,
                     copies=self.stats.copies_by_leader[leader],
                     skips=self.stats.skips_by_leader[leader],
+                    catch_ups=self.stats.catch_ups_by_leader[leader],
                     realized_pnl=realized.get(leader, ZERO),
                     fees=fees.get(leader, ZERO),
                     leader_return_pct=_return_pct(self.series.get(label, [])),
@@ -374,6 +379,7 @@ class CopyRun:
             orders=self.stats.orders,
             fills=fills,
             since_ms=self._first_sample_ms() or None,
+            catch_ups=sum(self.stats.catch_ups_by_leader.values()),
         )
 
     def _first_sample_ms(self) -> int:

@@ -35,6 +35,7 @@ class LeaderLine:
     label: str
     copies: int = 0
     skips: int = 0
+    catch_ups: int = 0  # copies that caught up on fills missed while down (counted in ``copies`` too)
     realized_pnl: Decimal = Decimal(0)
     fees: Decimal = Decimal(0)
     leader_return_pct: Decimal | None = None
@@ -49,9 +50,10 @@ class CopyReport:
     follower_end: Decimal
     leaders: list[LeaderLine] = field(default_factory=list)
     skips_by_reason: Mapping[str, int] = field(default_factory=dict)
-    latencies_ms: Sequence[float] = ()  # leader fill time -> our order acknowledged
+    latencies_ms: Sequence[float] = ()  # leader fill time -> our order acknowledged (catch-up left out)
     orders: int = 0
     fills: int = 0
+    catch_ups: int = 0  # orders that caught up on leader fills missed while down
     since_ms: int | None = None  # the run's start (venue time): every figure counts from here
 
     @property
@@ -73,14 +75,26 @@ class CopyReport:
         summary.add_row("follower equity", f"{self.follower_start:,.2f} -> {self.follower_end:,.2f} USDC")
         summary.add_row("follower PnL", f"{pnl:+,.2f} USDC ({pct:+.2f} %)")
         summary.add_row("orders / fills", f"{self.orders} / {self.fills}")
+        if self.catch_ups:
+            summary.add_row(
+                "catch-up orders", f"{self.catch_ups} (fills missed while down, netted; no latency)"
+            )
         leaders = Table(
-            "leader", "copies", "skips", "realized PnL", "fees", "leader return", title="per leader"
+            "leader",
+            "copies",
+            "catch-up",
+            "skips",
+            "realized PnL",
+            "fees",
+            "leader return",
+            title="per leader",
         )
         for line in self.leaders:
             ret = "-" if line.leader_return_pct is None else f"{line.leader_return_pct:+.2f} %"
             leaders.add_row(
                 line.label,
                 str(line.copies),
+                str(line.catch_ups),
                 str(line.skips),
                 f"{line.realized_pnl:+,.2f}",
                 f"{line.fees:,.2f}",
@@ -89,7 +103,9 @@ class CopyReport:
         skips = Table("reason", "count", title="copies skipped")
         for reason, n in sorted(self.skips_by_reason.items(), key=lambda kv: -kv[1]):
             skips.add_row(reason, str(n))
-        latency = Table("p50", "p90", "p99", "max", "n", title="leader fill -> our order acked (ms)")
+        latency = Table(
+            "p50", "p90", "p99", "max", "n", title="leader fill -> our order acked (ms, live copies)"
+        )
         qs = [percentile(self.latencies_ms, q) for q in (50, 90, 99, 100)]
         latency.add_row(*["-" if v is None else f"{v:.1f}" for v in qs], str(len(self.latencies_ms)))
         return Group(summary, leaders, skips, latency)

@@ -29,7 +29,7 @@ from hyperfollow.copy.lifecycle import renews_position
 from hyperfollow.copy.model import CopyMode, Decision, Skip, SkipReason, intents
 from hyperfollow.copy.state import CopyEvent, EventKind
 from hyperfollow.domain.errors import UnknownInstrument
-from hyperfollow.domain.model import AccountSnapshot, Fill
+from hyperfollow.domain.model import AccountSnapshot
 from hyperfollow.domain.rules import Instrument
 
 if TYPE_CHECKING:
@@ -148,9 +148,9 @@ class DeltaLoop:
             except Exception as exc:  # keep them preexisting: the safe side, and the next round reads again
                 log.warning("copy.delta_leader_fills_failed", leader=follow.leader, error=str(exc))
             else:
-                fresh = [f for f in fills if _after(f, seen)]
+                fresh = [f for f in fills if not seen.passed(f)]
                 if fresh:
-                    self._pre_checked[follow.key] = Cursor(fresh[-1].time_ms, fresh[-1].ref)
+                    self._pre_checked[follow.key] = seen.after(fresh)
                 for coin in sorted({f.coin for f in fresh if f.coin in coins and renews_position(f)}):
                     self._forget_preexisting(follow, coin)
         sides = self._pre_sides.setdefault(follow.key, {})
@@ -190,11 +190,3 @@ class DeltaLoop:
             else Decimal(0),
             preexisting=await self._preexisting(follow, leader),
         )
-
-
-def _after(fill: Fill, seen: Cursor) -> bool:
-    """The fill comes after ``seen`` (fills share milliseconds: within one, the trade id decides; a fill
-    without one at that millisecond is taken as seen)."""
-    if fill.time_ms != seen.time_ms:
-        return fill.time_ms > seen.time_ms
-    return fill.tid is not None and seen.tid is not None and fill.tid > seen.tid

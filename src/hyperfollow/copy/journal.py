@@ -19,7 +19,7 @@ restart) and, when the copy engine runs its own circuit breakers, each follower'
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from enum import StrEnum
@@ -134,15 +134,47 @@ class PendingEntry:
 
 @dataclass(frozen=True, slots=True)
 class Cursor:
-    """The last leader fill a follow handled: its time and ``Fill.ref``."""
+    """How far a follow handled its leader's fills: every fill before ``time_ms``, and at ``time_ms`` the
+    fills named in ``fill_ref`` (their ``Fill.ref``, space-separated, the last handled last).
+
+    Fills share milliseconds and their trade ids are not in the order they come in (a backfill or a late
+    push may bring one with a lower id than one already handled), so within its millisecond the cursor
+    names what it handled rather than comparing ids.
+    """
 
     time_ms: int
     fill_ref: str
 
     @property
-    def tid(self) -> int | None:
-        """The trade id in ``fill_ref`` (None for fills from before trade ids)."""
-        return int(self.fill_ref[4:]) if self.fill_ref.startswith("tid:") else None
+    def refs(self) -> frozenset[str]:
+        """The fills handled at ``time_ms``."""
+        return frozenset(self.fill_ref.split())
+
+    def passed(self, fill: Fill) -> bool:
+        """True when ``fill`` is behind the cursor: older than its millisecond, or named at it."""
+        return fill.time_ms < self.time_ms or (fill.time_ms == self.time_ms and fill.ref in self.refs)
+
+    def after(self, fills: Iterable[Fill]) -> Cursor:
+        """The cursor once ``fills`` are handled as well (never earlier than this one)."""
+        return advance_cursor(self, fills)
+
+
+def advance_cursor(cursor: Cursor | None, fills: Iterable[Fill]) -> Cursor:
+    """``cursor`` (None: none yet) moved over ``fills``: the latest millisecond, naming every fill handled
+    at it (those of ``cursor`` too when it stays in the same millisecond)."""
+    given = list(fills)
+    if not given:
+        if cursor is None:
+            raise ValueError("no cursor and no fills")
+        return cursor
+    latest = max(f.time_ms for f in given)
+    if cursor is not None and cursor.time_ms > latest:
+        return cursor
+    refs = cursor.fill_ref.split() if cursor is not None and cursor.time_ms == latest else []
+    for f in given:
+        if f.time_ms == latest and f.ref not in refs:
+            refs.append(f.ref)
+    return Cursor(latest, " ".join(refs))
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,7 @@ import structlog
 
 from hyperfollow.copy import closing, startup
 from hyperfollow.copy.delta_loop import DeltaLoop
-from hyperfollow.copy.journal import CopyJournal, Cursor, Follow
+from hyperfollow.copy.journal import CopyJournal, Cursor, Follow, advance_cursor
 from hyperfollow.copy.lifecycle import decide_join
 from hyperfollow.copy.mids import MidsCache
 from hyperfollow.copy.mirror_loop import MirrorLoop, Pump, Received
@@ -77,6 +77,8 @@ class ServiceConfig:
     delta_tick_secs: float = 1.0
     delta_loop: bool = True
     stream_retry_secs: float = 1.0
+    retry_secs: float = 0.5  # a leader fill (or its order) that failed: tried again after this, doubling
+    retry_max_secs: float = 30.0  # ... up to this
     live_marks: bool = True  # keep mids from the venue's allMids stream (no request on the hot path)
     marks_max_age_secs: float = 2.0  # older streamed mids are re-read over REST
     follower_snapshot_max_stale_ms: int = 10_000  # served while a refresh runs in the background
@@ -131,8 +133,9 @@ class CopyService:
         self._refreshing: set[str] = set()
         self._background: set[asyncio.Task[None]] = set()
         self.sender = Sender(
-            self.venues, journal, self.ledger, self.hub, clock=clock, monotonic=monotonic, sleep=sleep
-        )
+            self.venues, journal, self.ledger, self.hub, clock=clock, monotonic=monotonic, sleep=sleep,
+            retry_secs=self.config.retry_secs, retry_max_secs=self.config.retry_max_secs,
+        )  # fmt: skip
         self.sender.on_unknown = lambda follower: self._background_task(
             self.reconcile_follower(follower, "outcome_unknown"), f"copy.reconcile.{follower}"
         )
@@ -330,7 +333,7 @@ class CopyService:
         share milliseconds), else just before it."""
         fills = await self.leader_feed.fills_since(leader, now)
         if fills:
-            return Cursor(fills[-1].time_ms, fills[-1].ref)
+            return advance_cursor(None, fills)
         return Cursor(now - 1, f"follow:{now}")
 
     async def stop_follow(
@@ -367,11 +370,13 @@ class CopyService:
         for _ in range(rounds):
             for _ in range(5):
                 await asyncio.sleep(0)
-            pumps = [p for p in [self.mirror.pump, *self._fill_pumps] if p is not None]
+            pumps = self._fill_pumps
             tasks = [*self._background, *self.risk.tasks]  # refreshes, reconciles, liquidation closes
-            if not any(p.busy for p in pumps) and not tasks:
+            if not any(p.busy for p in pumps) and not self.mirror.busy and not tasks:
                 return
-            await asyncio.gather(*(p.join() for p in pumps), *tasks, return_exceptions=True)
+            await asyncio.gather(
+                *(p.join() for p in pumps), self.mirror.join(), *tasks, return_exceptions=True
+            )
 
     def leader_pnl(self, follower: str, marks: Mapping[str, Decimal]) -> dict[str, Decimal]:
         """PnL per leader of ``follower``'s copies: realized (net of fees) plus unrealized at ``marks``."""
@@ -392,8 +397,14 @@ class CopyService:
         origin_ms: int | None,
         received: float | None,
         cursor: Cursor | None,
+        retry_sends: bool = False,
+        catch_up: bool = False,
     ) -> list[CopyEvent]:
-        """Journal a decision (with the follow's cursor), then send its new intents in order."""
+        """Journal a decision (with the follow's cursor), then send its new intents in order.
+
+        ``retry_sends``: an order that did not reach the venue (``TransientError``) is sent again until the
+        venue answers (``Sender.execute``'s ``until_answered``), rather than recorded as rejected.
+        ``catch_up``: the decision catches up on missed leader fills (its events say so)."""
         wanted, skipped = intents(decision), skips(decision)
         reconcile = False
         if wanted:  # leader health, flip guard, pre-trade gate: refusals become skips
@@ -419,18 +430,21 @@ class CopyService:
         events: list[CopyEvent] = []
         for skip in skipped:
             log.info("copy.skipped", follower=skip.follower, leader=skip.leader, coin=skip.coin,
-                     reason=skip.reason.code, detail=dict(skip.detail), fill=skip.fill_key)  # fmt: skip
+                     reason=skip.reason.code, detail=dict(skip.detail), fill=skip.fill_key,
+                     catch_up=catch_up)  # fmt: skip
             event = CopyEvent(EventKind.SKIPPED, skip.follower, skip.leader, skip.coin, now,
                               fill_key=skip.fill_key, reason=skip.text, skip_reason=skip.reason,
-                              detail=skip.detail)  # fmt: skip
+                              detail=skip.detail, catch_up=catch_up)  # fmt: skip
             self.hub.emit(event)
             events.append(event)
         for intent in new:
             order = OrderJob(intent.follower, intent.leader, intent.to_order(), intent.leg, intent.fill_key,
                            intent.reason)  # fmt: skip
-            events.append(
-                await self.sender.execute(order, follow.settings, origin_ms=origin_ms, received=received)
-            )
+            event = await self.sender.execute(
+                order, follow.settings, origin_ms=origin_ms, received=received, until_answered=retry_sends,
+                catch_up=catch_up,
+            )  # fmt: skip
+            events.append(event)
         if reconcile:  # the flip guard blocked: the venue is the truth, read it before the next copy
             await self.reconcile_follower(follow.follower, "flip_guard")
         return events

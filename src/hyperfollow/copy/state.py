@@ -222,6 +222,7 @@ class CopyEvent:
 
     ``latency_ms``: the leader's fill time to our order's ack, on the venue's clock (None when no leader
     fill caused it). ``process_ms``: from the leader fill's arrival in this process to the ack (monotonic).
+    ``catch_up``: it is the catch-up of leader fills missed while the engine was down (no latency).
     """
 
     kind: EventKind
@@ -241,6 +242,7 @@ class CopyEvent:
     latency_ms: int | None = None
     process_ms: float | None = None
     detail: Mapping[str, str] = field(default_factory=dict)
+    catch_up: bool = False
 
 
 _END = object()

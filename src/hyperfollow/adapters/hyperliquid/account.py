@@ -61,9 +61,7 @@ async def fetch_fills(
             log.warning("venue.fills_page_one_ms", address=address, time_ms=last, page=len(raw))
             last = start + 1
         start = last
-    out = list(seen.values())
-    out.sort(key=lambda f: (f.time_ms, f.tid or 0))
-    return out
+    return parse.in_position_order(seen.values())
 
 
 async def fetch_snapshot(client: VenueClient, dexs: Sequence[str], address: str) -> AccountSnapshot:

@@ -80,7 +80,7 @@ class FillDeduper:
         return True
 
     def accept_many(self, fills: Iterable[Fill]) -> list[Fill]:
-        """The fills not seen before, in the order given (callers sort by ``(time_ms, tid)`` first)."""
+        """The fills not seen before, in the order given (callers order them: ``in_position_order``)."""
         accept = self.accept
         return [f for f in fills if accept(f)]
 

@@ -138,9 +138,7 @@ class HyperliquidMarketData:
     async def recent_trades(self, coin: str) -> list[Trade]:
         """The venue's latest prints of ``coin``, oldest first."""
         raw: list[Any] = await self._client.info({"type": "recentTrades", "coin": coin}) or []
-        trades = [parse.trade(t) for t in raw]
-        trades.sort(key=lambda t: (t.time_ms, t.tid))
-        return trades
+        return parse.recent_trades(raw)
 
     async def candles(self, coin: str, interval: str, start_ms: int, end_ms: int) -> list[Candle]:
         req = {"coin": coin, "interval": interval, "startTime": start_ms, "endTime": end_ms}

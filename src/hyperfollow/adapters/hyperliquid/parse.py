@@ -7,8 +7,9 @@ shapes stay the venue's, not ours.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
+from itertools import groupby
 from typing import Any
 
 import msgspec
@@ -74,9 +75,52 @@ def fill(address: str, raw: Json) -> Fill:
 
 
 def fills(address: str, raws: Sequence[Json]) -> list[Fill]:
-    """A list of fills, oldest first (the venue answers userFills newest first)."""
-    out = [fill(address, r) for r in raws]
-    out.sort(key=lambda f: (f.time_ms, f.tid or 0))
+    """A list of fills, oldest first and in position order (``in_position_order``; the venue answers
+    userFills newest first)."""
+    return in_position_order([fill(address, r) for r in raws])
+
+
+def in_position_order(fills: Iterable[Fill]) -> list[Fill]:
+    """Fills oldest first; within a millisecond, each (address, coin) together and in the order the fills
+    moved its position.
+
+    Venue quirk: the trade ids (``tid``) of the fills of one millisecond, even of one order, are not in
+    the order they moved the position, so sorting by them turns a close into a flip. The order is the
+    ``startPosition`` chain instead: each fill starts where the previous one left the position. The chain
+    is followed from where the (address, coin) stood after the previous millisecond, else from its head
+    (a fill no other one leads to), keeping an order's fills together; a broken chain (a fill missing)
+    goes on from the next head. (address, coin) groups come in the order they first appear.
+    """
+    out: list[Fill] = []
+    last_end: dict[tuple[str, str], Decimal] = {}
+    for _, same_ms in groupby(sorted(fills, key=lambda f: f.time_ms), key=lambda f: f.time_ms):
+        by_coin: dict[tuple[str, str], list[Fill]] = {}
+        for f in same_ms:
+            by_coin.setdefault((f.address, f.coin), []).append(f)
+        for key, group in by_coin.items():
+            ordered = _chain(group, last_end.get(key))
+            out.extend(ordered)
+            last_end[key] = ordered[-1].start_position + ordered[-1].signed_size
+    return out
+
+
+def _chain(group: list[Fill], position: Decimal | None) -> list[Fill]:
+    if len(group) == 1:
+        return group
+    remaining = sorted(group, key=lambda f: f.tid or 0)  # the fallback order: deterministic
+    out: list[Fill] = []
+    while remaining:
+        nxt: Fill | None = None
+        if position is not None:
+            follows = [f for f in remaining if f.start_position == position]
+            same_order = [f for f in follows if out and f.oid == out[-1].oid]
+            nxt = next(iter(same_order or follows), None)
+        if nxt is None:
+            ends = {f.start_position + f.signed_size for f in remaining}
+            nxt = next((f for f in remaining if f.start_position not in ends), remaining[0])
+        remaining.remove(nxt)
+        out.append(nxt)
+        position = nxt.start_position + nxt.signed_size
     return out
 
 
@@ -141,6 +185,15 @@ def trade(raw: Json) -> Trade:
         buyer=users[0],
         seller=users[1],
     )
+
+
+def recent_trades(raws: Iterable[Json]) -> list[Trade]:
+    """``recentTrades`` (the venue answers newest first) oldest first. Within a millisecond the answer's own
+    order is kept: trade ids are not in execution order."""
+    trades = [trade(t) for t in raws]
+    trades.reverse()
+    trades.sort(key=lambda t: t.time_ms)
+    return trades
 
 
 # {"coin":"BTC","time":1700..,"bbo":[{"px":"..","sz":"..","n":1} | null, {...} | null]}

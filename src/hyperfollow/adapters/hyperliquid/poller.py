@@ -15,13 +15,14 @@ supervisor decides which) and everything needed to never lose a fill nor deliver
 Each consumer (``fills(addresses, since_ms)``) has its own deduper and delivery rule:
 
 * ``since_ms`` given: its own history fetch ``fetch_fills(address, since_ms)``; live fills that
-  arrive meanwhile are held and merged with it, so the start is delivered in ``(time, tid)`` order;
+  arrive meanwhile are held and merged with it, so the start is delivered in time and position order;
   later fills (snapshots included) only when ``time_ms >= since_ms``.
 * ``since_ms`` None: only fills after the subscription. The fills the venue already had (the
   ``userFills`` snapshot, the first poll, or what the router already knew) are marked seen, not
   delivered. (Not a wall-clock cutoff: simulated venues run their own clocks.)
 
-Order guarantee: per address, each batch is delivered sorted by ``(time_ms, tid)`` and batches in
+Order guarantee: per address, each batch is delivered oldest first and, within a millisecond, in
+position order (``parse.in_position_order``: the ``startPosition`` chain, not the trade ids), and batches in
 arrival order, so a consumer sees time order except for a fill the venue reports late (found by a
 backfill or a poll after later ones were pushed): that one is delivered once, late, never dropped.
 """
@@ -40,6 +41,7 @@ from typing import Any, Generic, Literal, TypeVar
 import structlog
 
 from hyperfollow.adapters.hyperliquid.dedupe import FillDeduper
+from hyperfollow.adapters.hyperliquid.parse import in_position_order
 from hyperfollow.domain.model import Fill, StreamEvent
 
 log = structlog.get_logger(__name__)
@@ -120,10 +122,6 @@ class Source(StrEnum):
     POLL = "poll"
     BACKFILL = "backfill"  # after a reconnect
     HISTORY = "history"  # a consumer's own fetch from its since_ms
-
-
-def _order(fill: Fill) -> tuple[int, int]:
-    return (fill.time_ms, fill.tid or 0)
 
 
 @dataclass
@@ -309,7 +307,7 @@ class FillRouter:
     ) -> list[Fill]:
         """Run a batch through the address's deduper and hand it to its consumers; returns the fills
         new to the stream (the ones delivered)."""
-        fills = sorted(fills, key=_order)
+        fills = in_position_order(fills)
         if not state.primed and source in (Source.SNAPSHOT, Source.BASELINE):
             state.primed = True
             if source is Source.SNAPSHOT and len(fills) >= self._snapshot_limit:
@@ -377,7 +375,7 @@ class FillRouter:
         fills = await self._retrying_fetch(state.address, since_ms, "history")
         held = consumer.holding.pop(state.address, [])
         self._ingest(state, fills, Source.HISTORY, exclude=consumer)
-        consumer.deliver(sorted([*fills, *held], key=_order), self.counters)
+        consumer.deliver(in_position_order([*fills, *held]), self.counters)
 
     async def _backfill(self, state: _Address) -> None:
         while state.gap_pending and self._addrs.get(state.address) is state:

@@ -44,8 +44,7 @@ class SimMarketData:
 
     async def recent_trades(self, coin: str) -> list[Trade]:
         """The latest prints, oldest first (the venue answers newest first)."""
-        trades = [parse.trade(t) for t in self._s.info({"type": "recentTrades", "coin": coin})]
-        return sorted(trades, key=lambda t: (t.time_ms, t.tid))
+        return parse.recent_trades(self._s.info({"type": "recentTrades", "coin": coin}))
 
     async def candles(self, coin: str, interval: str, start_ms: int, end_ms: int) -> list[Candle]:
         raw = self._s.info(

@@ -187,7 +187,7 @@ class SimSession:
                 # The next page starts at the last page's latest ms (fills of one ms may straddle pages;
                 # repeats are dropped by key); a page all in one ms must step past it.
                 start = max(page[-1].time_ms, start + 1)
-        return sorted(out.values(), key=lambda f: (f.time_ms, f.tid or 0))
+        return parse.in_position_order(out.values())
 
     def snapshot(self, user: str) -> AccountSnapshot:
         """``clearinghouseState`` of every perp dex, merged (each HIP-3 dex has its own clearinghouse)."""

@@ -46,10 +46,6 @@ class _Stream(Generic[T]):
         self.feed.close()
 
 
-def _fill_order(fill: Fill) -> tuple[int, int]:
-    return (fill.time_ms, fill.tid or 0)
-
-
 class FillSubscription(_Stream[Fill]):
     """Fills of some addresses, each delivered once: live pushes, an optional backfill from
     ``since_ms``, and a backfill from the last delivered fill after every reconnect."""
@@ -85,7 +81,7 @@ class FillSubscription(_Stream[Fill]):
     def offer(self, published: Published) -> None:
         fills = [f for user in self.users for f in published.fills(user)]
         if len(self.users) > 1:
-            fills.sort(key=_fill_order)
+            fills.sort(key=lambda f: f.time_ms)  # stable: each address keeps the engine's order
         self._deliver(fills)
 
     def resync(self) -> int:
