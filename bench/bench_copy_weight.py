@@ -1,7 +1,7 @@
-"""REST weight of ``hyperfollow copy`` with two leaders and the risk layer, against a venue with its limits on.
+"""REST weight of ``hyperfollow copy`` with two leaders and the risk layer, against a venue with limits on.
 
-An ``EmbeddedExchange`` with its simulated traders (seed 7, real-time clock: speed 1) is served in-process on a
-free 127.0.0.1 port with the venue's limits on (1,200 weight a minute per IP, at most 10 WS users per IP). A
+An ``EmbeddedExchange`` with its simulated traders (seed 7, real-time clock: speed 1) is served in-process on
+a free 127.0.0.1 port with the venue's limits on (1,200 weight a minute per IP, at most 10 WS users per IP). A
 funded follower runs ``app.copy_run.run_copy`` - exactly what ``hyperfollow copy --config follow.toml`` runs:
 the copy engine, the risk service beside it, the live view's account reads - copying two of the simulated
 leaders (the best swing trader, maker; the best scalper, taker) for ``--minutes`` wall minutes, with the
@@ -93,7 +93,9 @@ def _by_type(counts: Counter[str]) -> Iterator[None]:
         counts[str(payload.get("type"))] += info_base_weight(payload.get("type"))
         return await info(self, payload)
 
-    async def counted_action(self: HyperliquidClient, act: dict[str, Any], n_orders: int = 0, **kw: Any) -> Any:
+    async def counted_action(
+        self: HyperliquidClient, act: dict[str, Any], n_orders: int = 0, **kw: Any
+    ) -> Any:
         counts[f"exchange:{act.get('type')}"] += exchange_weight(n_orders)
         return await action(self, act, n_orders, **kw)
 
@@ -107,8 +109,9 @@ def _by_type(counts: Counter[str]) -> Iterator[None]:
 
 
 async def _fund(url: str, address: str, usd: str) -> None:
-    async with aiohttp.ClientSession() as http, http.post(f"{url}/sim/fund", json={"user": address, "usd": usd}):
-        pass
+    body = {"user": address, "usd": usd}
+    async with aiohttp.ClientSession() as http, http.post(f"{url}/sim/fund", json=body) as response:
+        response.raise_for_status()
 
 
 async def _copy(url: str, exchange: EmbeddedExchange, folder: Path, minutes: float, console: Console) -> Any:
@@ -124,7 +127,9 @@ async def _copy(url: str, exchange: EmbeddedExchange, folder: Path, minutes: flo
         base_url=url, account_address=follower, secret_key=SecretStr(FOLLOWER_KEY), ip_weight_per_min=BUDGET
     )
     store_url = f"sqlite+aiosqlite:///{folder / 'copy.db'}"
-    return await run_copy(config, venue_config, store_url, console, duration_s=minutes * 60, interactive=False)
+    return await run_copy(
+        config, venue_config, store_url, console, duration_s=minutes * 60, interactive=False
+    )
 
 
 def measure(minutes: float, out: Console | None = None) -> dict[str, Any]:
@@ -159,7 +164,7 @@ def run(minutes: float = MINUTES) -> list[tuple[str, float, str]]:
     figures = measure(minutes)
     per_minute = figures["per_minute"]
     rows: list[tuple[str, float, str]] = [
-        ("weight per minute, max", float(max(per_minute)), f"weight (budget {BUDGET}; {len(per_minute)} min)"),
+        ("weight per minute, max", max(per_minute), f"weight (budget {BUDGET}; {len(per_minute)} min)"),
         ("weight per minute, mean", sum(per_minute) / len(per_minute), "weight"),
         ("HTTP 429 answers", float(figures["refused"]), "requests refused by the venue"),
     ]

@@ -25,8 +25,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     if os.environ.get("HYPERFOLLOW_REQUIRE_SHARED") == "1":
         raise pytest.UsageError(
-            f"HYPERFOLLOW_REQUIRE_SHARED=1 but {SHARED_FIXTURES} does not exist: "
-            f"{len(marked)} tests need it"
+            f"HYPERFOLLOW_REQUIRE_SHARED=1 but {SHARED_FIXTURES} does not exist: {len(marked)} tests need it"
         )
     keep = [item for item in items if not item.get_closest_marker("shared_data")]
     config.hook.pytest_deselected(items=marked)

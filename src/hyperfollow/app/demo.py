@@ -100,7 +100,7 @@ def pick_leaders(traders: Sequence[dict[str, Any]]) -> list[Pick]:
         "swing": FollowSettings(
             copy_ratio=THIRD, budget_usd=Decimal(6_000), existing_positions=ExistingPositions.JOIN,
             execution=ExecutionStyle.MAKER, maker_offset_bps=Decimal(1),
-            maker_timeout_secs=Decimal(1), maker_fallback=MakerFallback.TAKER,  # wall seconds: 30 simulated
+            maker_timeout_secs=Decimal(30), maker_fallback=MakerFallback.TAKER,  # venue time: 1 s wall at 30x
         ),
         "scalper": FollowSettings(copy_ratio=THIRD, budget_usd=Decimal(6_000)),
         "position": FollowSettings(

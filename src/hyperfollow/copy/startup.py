@@ -3,8 +3,9 @@
 For each unresolved entry, ``orderStatus`` by cloid:
 
 * **found**: the venue received it. Its outcome (filled size, final state) is recorded; an order still
-  resting (a maker order whose watchdog died with the process) is cancelled first; a maker order's taker
-  fallback (``cloid_for(cloid, "taker")``) is looked up too and counted. It is never sent again.
+  resting (a maker order whose watchdog died with the process) is cancelled first. It is never sent again.
+  A maker order's taker fallback is an entry of its own (journalled before it was sent), resolved by its
+  own cloid like any other.
 * **not found**: the venue never received it (the crash came between the journal and the send). A
   reduce-only order is sent now, same cloid, whatever its age: it can only bring us back towards the
   leader, and abandoning it would leave us holding what the leader closed. An opening order is sent if it
@@ -17,7 +18,6 @@ A lookup that fails (``TransientError``) leaves the entry for the next start.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import replace
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -27,8 +27,7 @@ from hyperfollow.copy.journal import EntryState, OrderOutcome, PendingEntry
 from hyperfollow.copy.sending import OrderJob, outcome_of
 from hyperfollow.copy.state import CopyEvent, EventKind
 from hyperfollow.domain.errors import OrderNotFound, OutcomeUnknown, TransientError
-from hyperfollow.domain.ids import cloid_for
-from hyperfollow.domain.model import CancelRequest, Tif
+from hyperfollow.domain.model import CancelRequest
 
 if TYPE_CHECKING:
     from hyperfollow.copy.service import CopyService
@@ -91,13 +90,6 @@ async def resolve(svc: CopyService, entry: PendingEntry) -> CopyEvent:
             await gateway.cancel(CancelRequest(entry.coin, cloid=entry.cloid))
         state = await gateway.order_status(entry.cloid) or state
     outcome = outcome_of(entry.cloid, state)
-    if entry.tif is Tif.ALO:  # its taker fallback may have gone out too
-        taker = await gateway.order_status(cloid_for(entry.cloid, "taker"))
-        if taker is not None:
-            extra = outcome_of(entry.cloid, taker).filled_size or Decimal(0)
-            total = (outcome.filled_size or Decimal(0)) + extra
-            done = EntryState.FILLED if total >= entry.size else EntryState.CANCELED
-            outcome = replace(outcome, state=done, filled_size=total)
     await svc.journal.record_outcome(outcome, now_ms=svc.now_ms())
     log.info("copy.resolved", follower=entry.follower, cloid=entry.cloid, state=outcome.state.value,
              filled=str(outcome.filled_size))  # fmt: skip
