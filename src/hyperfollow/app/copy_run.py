@@ -461,7 +461,7 @@ async def run_copy(
             {follower: venue},
             store,
             clock=service.now_ms,
-            known_cloids=copy_ledger.in_flight_cloids,
+            owns=service.owns,
             policy_for=policy_by_leader(copy_ledger, policies, ExitPolicy()),
         )
         console.print(

@@ -223,10 +223,7 @@ async def _copy(
         )  # fmt: skip
         await run.begin()
         await service.start()
-        copy_ledger = service.ledger
-        risk = await start_risk(
-            {follower: venue}, store, clock=exchange.clock.now_ms, known_cloids=copy_ledger.in_flight_cloids
-        )
+        risk = await start_risk({follower: venue}, store, clock=exchange.clock.now_ms, owns=service.owns)
         risk_counts = {"stops placed": 0, "stops moved": 0, "exits": 0}
 
         def count_risk(event: RiskEvent) -> None:
