@@ -157,6 +157,7 @@ def measure(minutes: float, out: Console | None = None) -> dict[str, Any]:
         "by_type": dict(types.most_common()),
         "orders": getattr(report, "orders", None),
         "venue_stats": getattr(report, "venue", None),
+        "report_venue": report.venue_text() if hasattr(report, "venue_text") else None,
     }
 
 
@@ -189,7 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"HTTP 429 answers: {figures['refused']}")
     stats = figures["venue_stats"]
     if stats is not None:
-        print(f"adapter: {stats.text()}")
+        print(f"adapter: {stats.text()}; weight in all {stats.weight_total}, waited {stats.waited_secs} s")
+    if figures["report_venue"]:
+        print(f"the copy report's line: {figures['report_venue']}")
     total = sum(figures["by_type"].values()) or 1
     print("weight asked by the adapter, by request type (whole run):")
     for kind, weight in figures["by_type"].items():

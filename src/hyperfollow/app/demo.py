@@ -224,6 +224,7 @@ async def _copy(
         await run.begin()
         await service.start()
         risk = await start_risk({follower: venue}, store, clock=exchange.clock.now_ms, owns=service.owns)
+        run.risk = risk
         risk_counts = {"stops placed": 0, "stops moved": 0, "exits": 0}
 
         def count_risk(event: RiskEvent) -> None:
@@ -244,7 +245,7 @@ async def _copy(
         console.print("risk: " + ", ".join(f"{n} {what}" for what, n in risk_counts.items()))
         console.print("closing the copied positions (stop with close) ...")
         await risk.close()  # its stops go with the positions: no exit races the demo's final close
-        risk = None
+        risk = run.risk = None
         await run.close_copies()
         report = await run.report()
         await service.close()

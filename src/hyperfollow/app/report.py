@@ -1,5 +1,6 @@
-"""The copy report: per-leader PnL, copies taken and skipped by reason, latency percentiles, and a PNG of
-follower vs leader equity. Pure formatting over what the run recorded (no venue, no database here)."""
+"""The copy report: per-leader PnL, copies taken and skipped by reason, latency percentiles, the venue's REST
+budget (weight per minute, HTTP 429s, retries, give-ups), the risk layer's health, and a PNG of follower vs
+leader equity. Pure formatting over what the run recorded (no venue, no database here)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from pathlib import Path
 from rich.console import Group
 from rich.table import Table
 
+from hyperfollow.adapters.hyperliquid.budget import WeightStats
+
 EquitySeries = Sequence[tuple[int, Decimal]]  # (venue time ms, equity)
 
 
@@ -21,6 +24,13 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     ordered = sorted(values)
     rank = max(1, min(len(ordered), -(-len(ordered) * q // 100)))
     return ordered[int(rank) - 1]
+
+
+def risk_text(problems: Mapping[str, str]) -> str:
+    """The risk layer's health for a view: ``ok``, or what fails."""
+    if not problems:
+        return "ok"
+    return "UNHEALTHY: " + "; ".join(f"{name}: {what}" for name, what in sorted(problems.items()))
 
 
 @dataclass
@@ -47,6 +57,20 @@ class CopyReport:
     latencies_ms: Sequence[float] = ()  # leader fill time -> our order acknowledged
     orders: int = 0
     fills: int = 0
+    venue: WeightStats | None = None  # the REST client's counters at the end of the run
+    weight_per_minute: Sequence[int] = ()  # REST weight spent in each wall minute of the run
+    risk_health: Mapping[str, str] | None = None  # what the risk layer said was wrong at the end (None: off)
+
+    def venue_text(self) -> str | None:
+        """The REST budget line: weight per minute, 429s, retries, give-ups."""
+        if self.venue is None:
+            return None
+        per_min = list(self.weight_per_minute) or [self.venue.weight_last_minute]
+        return (
+            f"weight/min max {max(per_min)}, mean {sum(per_min) / len(per_min):.0f} "
+            f"({' '.join(str(w) for w in per_min)}); HTTP 429s {self.venue.rate_limited}, "
+            f"retries {self.venue.retries}, give-ups {self.venue.give_ups}"
+        )
 
     def render(self) -> Group:
         """Rich renderables for the terminal."""
@@ -57,6 +81,11 @@ class CopyReport:
         summary.add_row("follower equity", f"{self.follower_start:,.2f} -> {self.follower_end:,.2f} USDC")
         summary.add_row("follower PnL", f"{pnl:+,.2f} USDC ({pct:+.2f} %)")
         summary.add_row("orders / fills", f"{self.orders} / {self.fills}")
+        venue = self.venue_text()
+        if venue is not None:
+            summary.add_row("venue REST budget", venue)
+        if self.risk_health is not None:
+            summary.add_row("risk", risk_text(self.risk_health))
         leaders = Table(
             "leader", "copies", "skips", "realized PnL", "fees", "leader return", title="per leader"
         )
