@@ -6,12 +6,15 @@ with ``op`` one of ``<``, ``<=``, ``>``, ``>=``. All modules run in this one pro
 and one table is printed: value, unit, goal, and the ratio to the goal (``>= 1x`` means the goal is met;
 for "less is better" goals the ratio is goal / value). Arguments pick modules: ``engine`` or
 ``bench_engine``. The exit status is 1 when a module fails (or, with ``--strict``, a goal is missed).
+``--minutes`` sets the run length of the soak modules (those whose ``run`` takes ``minutes``:
+``bench_copy_weight``).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import operator
 import os
 import platform
@@ -28,6 +31,7 @@ from rich.console import Console
 from rich.table import Table
 
 ORDER = ["bench_engine", "bench_signing", "bench_roundtrip", "bench_ws", "bench_market"]
+SOAK = ["bench_copy_weight"]  # minutes of wall time each: run only when named (python -m bench copy_weight)
 OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
 }  # fmt: skip
@@ -96,11 +100,12 @@ def fmt(value: float) -> str:
     return f"{value:.3f}"
 
 
-def run_module(module_name: str) -> tuple[list[Row], float]:
+def run_module(module_name: str, minutes: float | None = None) -> tuple[list[Row], float]:
     module: ModuleType = importlib.import_module(f"bench.{module_name}")
     goals: dict[str, tuple[str, float]] = getattr(module, "GOALS", {})
     start = time.perf_counter()
-    results = module.run()
+    takes_minutes = "minutes" in inspect.signature(module.run).parameters
+    results = module.run(minutes=minutes) if takes_minutes and minutes is not None else module.run()
     seconds = time.perf_counter() - start
     short = module_name.removeprefix("bench_")
     return [Row(short, name, float(value), unit, goals.get(name)) for name, value, unit in results], seconds
@@ -110,9 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", help="modules to run (default: all), e.g. engine ws")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a goal is missed")
+    parser.add_argument("--minutes", type=float, help="run length of the soak modules (bench_copy_weight)")
     args = parser.parse_args(argv)
     available = discover()
-    chosen = resolve(args.modules, available) if args.modules else available
+    chosen = resolve(args.modules, available) if args.modules else [m for m in available if m not in SOAK]
     console = Console(width=max(170, Console().width))
     console.print(f"[bold]hyperfollow benchmarks[/bold]  {machine()}")
     rows: list[Row] = []
@@ -122,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in chosen:
         console.print(f"running {name} ...", style="dim")
         try:
-            module_rows, seconds = run_module(name)
+            module_rows, seconds = run_module(name, args.minutes)
         except Exception:
             failures.append(name)
             console.print(f"[red]{name} failed[/red]\n{traceback.format_exc()}")

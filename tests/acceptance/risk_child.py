@@ -58,7 +58,7 @@ async def main(args: argparse.Namespace) -> None:
     restored = await RiskPersistence(store, clock=wall_ms).restore([args.account])  # for the log line only
     # the app's own wiring (what `hyperfollow copy` runs): holdings and states restored, changes stored
     svc = await start_risk(
-        {args.account: venue}, store, clock=wall_ms, known_cloids=frozenset, settings=SETTINGS
+        {args.account: venue}, store, clock=wall_ms, owns=lambda _cloid: False, settings=SETTINGS
     )
     log.info("child.ready", pid=os.getpid(), restored=[h.coin for h in restored], held=len(svc.book))
     stop = asyncio.Event()

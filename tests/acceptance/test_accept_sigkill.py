@@ -1,5 +1,5 @@
 """Acceptance: the copy engine killed with SIGKILL at random moments, restarted each time, loses nothing and
-does nothing twice.
+does nothing twice; for taker copies and for maker copies (post-only, then the rest as a taker fallback).
 
 The engine runs in a child process (``copy_child.py``: the real Hyperliquid adapter over HTTP/WS, the store in
 a SQLite file) against an embedded exchange this test serves in real time (no simulated traders; the market
@@ -7,14 +7,17 @@ maker gives liquidity). The test's leader trades a seeded sequence on ETH and SO
 closes, full closes, flips). Seeded kills land
 
 * right after a leader fill (a few ms later: while the child receives, decides, journals or sends),
-* in the three dangerous windows, paused there by the child's debug hooks: ``before_send`` (journalled,
+* in the dangerous windows, paused there by the child's debug hooks: ``before_send`` (journalled,
   not sent), ``after_send`` (filled at the venue, nothing recorded), ``before_record_fill`` (our fill came
-  in, not recorded),
+  in, not recorded); for maker copies ``maker_journalled`` (the post-only leg journalled, not sent),
+  ``maker_resting`` (it rests at the venue, unwatched), ``fallback_journalled`` (the taker fallback
+  journalled, not sent) and ``fallback_sent`` (the fallback filled, nothing recorded),
 
 and after some kills the leader trades on while the child is down. At the end (after the last restart has
 settled) the venue, the store and an independent calculation must agree; every cloid is one order at the
-venue; no journal entry is unresolved; each leader order was decided exactly once; and each restart's log
-says what it reconciled.
+venue, every order at the venue is journalled and each entry's filled size is what its order filled there;
+no journal entry is unresolved; each leader order was decided exactly once; and each restart's log says what
+it reconciled.
 """
 
 from __future__ import annotations
@@ -42,16 +45,40 @@ from hyperfollow.exchange.embedded import EmbeddedExchange
 from hyperfollow.store import Store
 
 CHILD = Path(__file__).with_name("copy_child.py")
-SEED = 20260711
 ACTIONS = 22
-WINDOWS = ("before_send", "after_send", "before_record_fill")
-KILLS = ("after_leader_fill", *WINDOWS) * 2  # each kind twice, at seeded actions
 MULTIPLIER = Decimal("0.1")  # copy_child.SETTINGS
 LOTS = {"ETH": (Decimal("0.1"), 5, 30), "SOL": (Decimal("1"), 5, 40)}  # leader lot, min and max lots
 
 
 def D(x: str) -> Decimal:  # noqa: N802 - reads like a literal
     return Decimal(x)
+
+
+@dataclass(frozen=True)
+class Style:
+    """One execution style under test: its seed, the kills it draws, and what each restart must say."""
+
+    name: str
+    seed: int
+    windows: tuple[str, ...]  # the hook points a kill may be armed at
+    kills: tuple[str, ...]  # the kill kinds drawn over the actions
+    flip_kills: frozenset[str]  # kinds the seed must land on flips (two orders per leader fill)
+    resent: frozenset[str]  # the restart after this kind says ``copy.resent`` for the window's cloid
+    resolved: frozenset[str]  # ... or ``copy.resolved``
+
+
+_TAKER_WINDOWS = ("before_send", "after_send", "before_record_fill")
+TAKER = Style(
+    "taker", 20260711, _TAKER_WINDOWS, ("after_leader_fill", *_TAKER_WINDOWS) * 2,
+    frozenset({"before_send", "after_send"}), frozenset({"before_send"}), frozenset({"after_send"}),
+)  # fmt: skip
+_MAKER_WINDOWS = ("maker_journalled", "maker_resting", "fallback_journalled", "fallback_sent")
+MAKER = Style(
+    "maker", 20260837, (*_MAKER_WINDOWS, "before_record_fill"),
+    ("after_leader_fill", "before_record_fill", *_MAKER_WINDOWS, *_MAKER_WINDOWS),
+    frozenset({"maker_resting", "fallback_journalled"}),
+    frozenset({"maker_journalled", "fallback_journalled"}), frozenset({"maker_resting", "fallback_sent"}),
+)  # fmt: skip
 
 
 # ---------------------------------------------------------------------- the child
@@ -65,6 +92,7 @@ class Harness:
     leader_addr: str
     follower_addr: str
     follower_key: str
+    style: str = "taker"
     children: list[Child] = field(default_factory=list)
 
     @property
@@ -74,7 +102,8 @@ class Harness:
     async def spawn(self) -> Child:
         n = len(self.children)
         args = ["--url", self.url, "--db", self.db_url, "--follower", self.follower_addr,
-                "--leader", self.leader_addr, "--arm-file", str(self.arm_file)]  # fmt: skip
+                "--leader", self.leader_addr, "--arm-file", str(self.arm_file),
+                "--style", self.style]  # fmt: skip
         quiet = asyncio.subprocess.DEVNULL
         proc = await asyncio.create_subprocess_exec(
             sys.executable, str(CHILD), *args, stdin=quiet, stdout=quiet, stderr=asyncio.subprocess.PIPE,
@@ -218,18 +247,34 @@ async def _at_kill_point(child: Child, kind: str, rng: random.Random) -> str | N
     return str(cloid) if cloid else None
 
 
-def _check_coverage(plan: list[Action], kill_at: dict[int, str]) -> None:
+def _check_coverage(plan: list[Action], kill_at: dict[int, str], style: Style) -> None:
     """The seed must give what the test claims to exercise: every kind of leader move, and flips (two
     orders per leader fill) killed in the windows of their send."""
     assert {a.what for a in plan} == {"open", "add", "reduce", "close", "flip"}
-    assert {"before_send", "after_send"} <= {kill_at.get(i) for i, a in enumerate(plan) if a.what == "flip"}
+    assert style.flip_kills <= {kill_at.get(i) for i, a in enumerate(plan) if a.what == "flip"}
+
+
+def draw(style: Style) -> tuple[list[Action], dict[int, str], random.Random]:
+    """The leader's seeded plan, the seeded kills (action index -> kill kind), and the generator that goes
+    on to time the kills and the trades while the child is down."""
+    rng = random.Random(style.seed)
+    plan = leader_plan(rng, ACTIONS)
+    at = sorted(rng.sample(range(1, ACTIONS - 1), len(style.kills)))
+    return plan, dict(zip(at, rng.sample(style.kills, len(style.kills)), strict=True)), rng
 
 
 # ---------------------------------------------------------------------- the test
 
 
+@pytest.fixture(params=[TAKER, MAKER], ids=lambda s: s.name)
+def style(request: pytest.FixtureRequest) -> Style:
+    return request.param  # type: ignore[no-any-return]
+
+
 @pytest.fixture
-async def harness(tmp_path: Path) -> AsyncIterator[tuple[Harness, Operator, HyperliquidVenue, Store]]:
+async def harness(
+    tmp_path: Path, style: Style
+) -> AsyncIterator[tuple[Harness, Operator, HyperliquidVenue, Store]]:
     leader_w, follower_w = wallet("sigkill-leader"), wallet("sigkill-follower")
     # real time: the child's clock is the wall clock, and so is the venue's
     exchange = EmbeddedExchange(seed=3, stepped=False, simulated_traders=False)
@@ -237,7 +282,9 @@ async def harness(tmp_path: Path) -> AsyncIterator[tuple[Harness, Operator, Hype
     exchange.fund(address(follower_w), "100000")
     db_url = f"sqlite+aiosqlite:///{tmp_path / 'copy.db'}"
     with serve(exchange) as (url, _server):
-        h = Harness(url, db_url, tmp_path, address(leader_w), address(follower_w), key_hex(follower_w))
+        h = Harness(
+            url, db_url, tmp_path, address(leader_w), address(follower_w), key_hex(follower_w), style.name
+        )
         async with operator(url) as op, adapter(url, leader_w) as leader:
             store = Store.open(db_url)
             try:
@@ -250,14 +297,11 @@ async def harness(tmp_path: Path) -> AsyncIterator[tuple[Harness, Operator, Hype
 
 
 async def test_sigkill_at_random_points_loses_nothing_and_doubles_nothing(
-    harness: tuple[Harness, Operator, HyperliquidVenue, Store],
+    harness: tuple[Harness, Operator, HyperliquidVenue, Store], style: Style
 ) -> None:
     h, op, leader, store = harness
-    rng = random.Random(SEED)
-    plan = leader_plan(rng, ACTIONS)
-    at = sorted(rng.sample(range(1, ACTIONS - 1), len(KILLS)))
-    kill_at = dict(zip(at, rng.sample(KILLS, len(KILLS)), strict=True))
-    _check_coverage(plan, kill_at)
+    plan, kill_at, rng = draw(style)
+    _check_coverage(plan, kill_at, style)
     child: Child | None = await h.spawn()
     kills: list[tuple[int, str, str | None, int]] = []  # (action, kind, cloid in the window, child killed)
     down: set[int] = set()  # actions the leader traded while the child was down
@@ -267,7 +311,7 @@ async def test_sigkill_at_random_points_loses_nothing_and_doubles_nothing(
             child = await h.spawn()
         await wait_until(lambda: settled(h, op, store), "the child to settle", 20, every=0.02)
         kind = kill_at.get(i)
-        if kind in WINDOWS:
+        if kind in style.windows:
             h.arm_file.write_text(kind)
         await trade(leader, op, plan[i])
         i += 1
@@ -303,17 +347,25 @@ async def test_sigkill_at_random_points_loses_nothing_and_doubles_nothing(
     assert venue_positions == {c: s for c, s in held.items() if s}
     assert venue_positions == expected_positions(orders)
 
-    # -- every cloid is at most one order at the venue, and every journal entry's cloid one of them
+    # -- every cloid is at most one order at the venue, every order there is journalled, and each entry's
+    #    filled size is what its order filled at the venue (a maker copy's legs each their own)
     history = await op.info({"type": "historicalOrders", "user": h.follower_addr})
     oids_by_cloid: dict[str, set[int]] = {}
     for item in history:
         order = item["order"]
         if order.get("cloid"):
             oids_by_cloid.setdefault(order["cloid"], set()).add(order["oid"])
+    filled_at_venue: dict[str, Decimal] = {}
     for f in await op.fills(h.follower_addr):
         oids_by_cloid.setdefault(f["cloid"], set()).add(f["oid"])
+        filled_at_venue[f["cloid"]] = filled_at_venue.get(f["cloid"], D("0")) + D(f["sz"])
     assert all(len(oids) == 1 for oids in oids_by_cloid.values()), oids_by_cloid
-    assert {e.cloid for e in journal if e.filled_size} == set(oids_by_cloid)
+    assert set(oids_by_cloid) <= {e.cloid for e in journal}
+    assert {e.cloid: e.filled_size for e in journal if e.filled_size} == filled_at_venue
+    if style is TAKER:  # every taker copy filled: each order at the venue has a fill
+        assert set(filled_at_venue) == set(oids_by_cloid)
+    else:  # both legs went out (each journalled as an entry of its own)
+        assert {e.tif for e in journal} == {Tif.ALO, Tif.IOC}
 
     # -- each leader order decided exactly once (its intents and skips name one of its fills)
     keys = {e.source_fill_key for e in journal} | {s.source_fill_key for s in skips}
@@ -322,19 +374,20 @@ async def test_sigkill_at_random_points_loses_nothing_and_doubles_nothing(
     assert len(keys) == len(orders)
 
     # -- what the kills hit, and what each restart said about it
-    assert Counter(k for _, k, _, _ in kills) == Counter(KILLS)
+    assert Counter(k for _, k, _, _ in kills) == Counter(style.kills)
     for _, kind, cloid, n in kills:
         nxt = h.children[n + 1]
         said = {
             (e["event"], e.get("cloid")) for e in nxt.lines if str(e.get("event", "")).startswith("copy.")
         }
-        if kind == "before_send":
+        if kind in style.resent:
             assert ("copy.resent", cloid) in said, (kind, nxt.log_path)
-        elif kind == "after_send":
+        elif kind in style.resolved:
             assert ("copy.resolved", cloid) in said, (kind, nxt.log_path)
         elif kind == "before_record_fill":  # caught up from the venue at the restart, recorded once
             async with store.transaction() as tx:
                 assert len(await tx.fills.for_cloid(str(cloid))) >= 1, (kind, cloid)
-    summary = {"kills": [(a, k) for a, k, _, _ in kills], "restarts": len(h.children) - 1,
-               "leader_orders": len(orders), "traded_while_down": sorted(down)}  # fmt: skip
+    summary = {"style": style.name, "kills": [(a, k) for a, k, _, _ in kills],
+               "restarts": len(h.children) - 1, "leader_orders": len(orders),
+               "traded_while_down": sorted(down)}  # fmt: skip
     (h.tmp / "summary.json").write_text(json.dumps(summary))

@@ -24,14 +24,14 @@ async def test_a_halted_account_is_still_halted_after_a_restart(tmp_path: Path) 
     store = await Store.open_migrated(f"sqlite+aiosqlite:///{tmp_path / 'risk.db'}")
     try:
         clock = exchange.clock.now_ms
-        first = await start_risk({OURS: venue}, store, clock=clock, known_cloids=frozenset)
+        first = await start_risk({OURS: venue}, store, clock=clock, owns=lambda _cloid: False)
         assert first.state(OURS) is TradingState.ACTIVE
         halt = StateChange(
             TradingState.ACTIVE, TradingState.HALTED, BreakerReason.DAILY_LOSS, "loss", clock()
         )
         await RiskPersistence(store, clock=clock).on_state_change(OURS, halt)  # what the breaker tick stores
         await first.close()
-        second = await start_risk({OURS: venue}, store, clock=clock, known_cloids=frozenset)
+        second = await start_risk({OURS: venue}, store, clock=clock, owns=lambda _cloid: False)
         try:
             assert second.state(OURS) is TradingState.HALTED
             await second.breaker_tick()

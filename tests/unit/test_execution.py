@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
 
 from hyperfollow.adapters.sim import SimVenue
+from hyperfollow.copy.journal import EntryState, InMemoryJournal
+from hyperfollow.copy.model import CopyIntent, ExecutionStyle, FollowSettings, MakerFallback
+from hyperfollow.copy.sending import OrderJob, Sender
+from hyperfollow.copy.state import EventHub, EventKind, Ledger
+from hyperfollow.domain.errors import OutcomeUnknown
 from hyperfollow.domain.ids import cloid_for
-from hyperfollow.domain.model import L2Book, Level, OrderRequest, Side, Tif
+from hyperfollow.domain.model import L2Book, Level, OrderAck, OrderRequest, Side, Tif
 from hyperfollow.domain.rules import Instrument
 from hyperfollow.exchange.embedded import EmbeddedExchange
 from hyperfollow.execution.router import (
@@ -144,3 +150,114 @@ async def test_maker_times_out_then_takes_or_drops_the_rest(
         assert taker.status == "filled"
     else:
         assert (result.style, result.filled, result.unfilled) == ("maker", 0, Decimal("0.1"))
+
+
+# ---------------------------------------------------------------------- a maker copy's two legs (the sender)
+
+LEADER = "0x" + "1e" * 20
+MAKER_COPY = FollowSettings(
+    execution=ExecutionStyle.MAKER, maker_timeout_secs=Decimal(5), maker_fallback=MakerFallback.TAKER
+)
+
+
+class ServiceClock:
+    """The copy service's clock (ms) that moves only when the service sleeps; wall time is another clock."""
+
+    def __init__(self) -> None:
+        self.ms = 1_767_225_600_000
+        self.sleeps = 0
+
+    def now_ms(self) -> int:
+        return self.ms
+
+    async def sleep(self, secs: float) -> None:
+        self.ms += int(secs * 1000)
+        self.sleeps += 1
+
+
+async def _maker_copy(
+    venue: SimVenue, journal: InMemoryJournal, clock: ServiceClock
+) -> tuple[Sender, OrderJob]:
+    """A maker copy of 0.1 ETH bought for LEADER, journalled as the service journals it; and its sender."""
+    cloid = cloid_for("leader-fill", LEADER, OURS, "open")
+    intent = CopyIntent(
+        follower=OURS, leader=LEADER, coin="ETH", side=Side.BUY, size=Decimal("0.1"), reduce_only=False,
+        leg="open", limit_price=Decimal(3030), tif=Tif.ALO, leverage=5, is_cross=True, cloid=cloid,
+        reason="leader opened", fill_key="tid:1",
+    )  # fmt: skip
+    assert await journal.begin([intent], now_ms=clock.now_ms()) == [intent]
+    sender = Sender(
+        {OURS: venue}, journal, Ledger(), EventHub(), clock=clock.now_ms, monotonic=time.perf_counter,
+        sleep=clock.sleep,
+    )  # fmt: skip
+    job = OrderJob(OURS, LEADER, intent.to_order(), intent.leg, intent.fill_key, intent.reason)
+    return sender, job
+
+
+async def test_a_maker_copy_journals_its_taker_fallback_before_sending_it(
+    venues: tuple[SimVenue, SimVenue],
+) -> None:
+    ours, _ = venues
+    journal, clock = InMemoryJournal(), ServiceClock()
+    sender, job = await _maker_copy(ours, journal, clock)
+    fallback = cloid_for(job.order.cloid or "", "taker")
+    journalled_when_sent: list[EntryState | None] = []
+    submit = ours.gateway.submit
+
+    async def watched(order: OrderRequest) -> OrderAck:
+        if order.cloid == fallback:
+            journalled_when_sent.append(journal.state_of(fallback))
+        return await submit(order)
+
+    ours.gateway.submit = watched  # type: ignore[method-assign]
+    event = await sender.execute(job, MAKER_COPY, origin_ms=None, received=None)
+    assert (event.kind, event.filled) == (EventKind.FILLED, Decimal("0.1"))  # all of it by the fallback
+    assert journalled_when_sent == [EntryState.INTENT]  # written before it went out
+    assert journal.state_of(job.order.cloid or "") is EntryState.CANCELED  # the maker leg filled nothing
+    assert journal.state_of(fallback) is EntryState.FILLED
+    [pending] = [e.pending for c, e in journal.entries.items() if c == fallback]
+    assert (pending.leader, pending.leg, pending.fill_key, pending.tif) == (LEADER, "open", "tid:1", Tif.IOC)
+    # after a restart (nothing in memory), the fallback's fill is still the leader's copy, not a foreign one
+    [fill] = await ours.account.fills_since(0)
+    assert fill.cloid == fallback
+    recorded = await journal.record_fill(fill, leader=None)
+    assert recorded is not None
+    assert recorded.leader == LEADER
+    assert journal.held[(OURS, LEADER, "ETH")].size == Decimal("0.1")
+
+
+async def test_an_unknown_outcome_of_the_fallback_is_resolved_by_looking_up_both_legs(
+    venues: tuple[SimVenue, SimVenue],
+) -> None:
+    ours, _ = venues
+    journal, clock = InMemoryJournal(), ServiceClock()
+    sender, job = await _maker_copy(ours, journal, clock)
+    fallback = cloid_for(job.order.cloid or "", "taker")
+    submit = ours.gateway.submit
+
+    async def answer_lost(order: OrderRequest) -> OrderAck:
+        ack = await submit(order)
+        if order.cloid == fallback:  # the venue filled it; its answer never came back
+            raise OutcomeUnknown("no answer within the timeout")
+        return ack
+
+    ours.gateway.submit = answer_lost  # type: ignore[method-assign]
+    event = await sender.execute(job, MAKER_COPY, origin_ms=None, received=None)
+    assert (event.kind, event.filled) == (EventKind.FILLED, Decimal("0.1"))
+    assert journal.state_of(fallback) is EntryState.FILLED
+    assert journal.state_of(job.order.cloid or "") is EntryState.CANCELED
+    assert await journal.unresolved() == []  # nothing left for the next start: both legs were found
+
+
+async def test_the_maker_timeout_runs_on_the_service_clock_not_the_wall_clock(
+    venues: tuple[SimVenue, SimVenue],
+) -> None:
+    ours, _ = venues
+    journal, clock = InMemoryJournal(), ServiceClock()
+    sender, job = await _maker_copy(ours, journal, clock)
+    start_ms = clock.now_ms()
+    event = await sender.execute(job, MAKER_COPY, origin_ms=None, received=None)
+    assert event.filled == Decimal("0.1")
+    # 5 s of the service's clock at the 0.25 s poll: about 20 polls (on the wall clock: thousands)
+    assert 5_000 <= clock.now_ms() - start_ms <= 5_500
+    assert clock.sleeps <= 22

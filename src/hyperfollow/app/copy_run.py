@@ -8,7 +8,9 @@ an embedded exchange) and ``hyperfollow demo`` (``app.demo``). While the service
   leaders' equity every ``sample_ms`` of the service's clock (the venue's; a simulated minute in the demo)
   for the report and the plot;
 * shows a rich ``Live`` view refreshed twice a second on a terminal, or one status line every
-  ``line_secs`` when stdout is not a terminal (CI, a pipe): a live view would fill a log with redraws.
+  ``line_secs`` when stdout is not a terminal (CI, a pipe): a live view would fill a log with redraws. Both
+  show the REST budget (weight in the last minute, HTTP 429s, retries, give-ups: the adapter's
+  ``WeightLimiter.stats``) and the risk layer's health; the report shows the weight of every minute.
 
 Latency: the service's ``latency_ms`` is the leader fill's venue time to our order's ack on the service's
 clock. On an accelerated clock that is ``speed`` times the wall time, so the report divides it by
@@ -35,12 +37,12 @@ from rich.table import Table
 from rich.text import Text
 
 from hyperfollow.adapters.hyperliquid.account import check_signer
-from hyperfollow.adapters.hyperliquid.budget import WeightLimiter
+from hyperfollow.adapters.hyperliquid.budget import WeightLimiter, WeightStats
 from hyperfollow.adapters.hyperliquid.client import HyperliquidClient
 from hyperfollow.adapters.hyperliquid.config import HyperliquidConfig
 from hyperfollow.adapters.hyperliquid.venue import HyperliquidVenue, connect
 from hyperfollow.app.follow_config import CopyConfig
-from hyperfollow.app.report import CopyReport, EquitySeries, LeaderLine, percentile
+from hyperfollow.app.report import CopyReport, EquitySeries, LeaderLine, percentile, risk_text
 from hyperfollow.app.risk_run import policy_by_leader, start_risk
 from hyperfollow.copy.lifecycle import is_settlement
 from hyperfollow.copy.model import CopyMode, ExecutionStyle, FollowSettings, StopAction
@@ -147,13 +149,25 @@ def _side(event: CopyEvent) -> str:
     return "buy" if event.side.is_buy else "sell"
 
 
+def health_text(venue: WeightStats | None, risk: Mapping[str, str] | None) -> str:
+    """The REST budget and the risk layer's health, for the view and the status line."""
+    parts = [f"venue {venue.text()}"] if venue is not None else []
+    if risk is not None:
+        parts.append(f"risk {risk_text(risk)}")
+    return " | ".join(parts)
+
+
 def live_view(
     stats: RunStats,
     snapshot: AccountSnapshot | None,
     start_equity: Decimal,
     title: str,
+    *,
+    venue: WeightStats | None = None,
+    risk: Mapping[str, str] | None = None,
 ) -> RenderableType:
-    """The live view: equity, positions, the last copies and skips, counts and latency."""
+    """The live view: equity, positions, the last copies and skips, counts and latency, the REST budget and
+    the risk layer's health."""
     head = Table.grid(padding=(0, 3))
     equity = snapshot.equity if snapshot is not None else start_equity
     head.add_row(
@@ -178,11 +192,24 @@ def live_view(
     skips = Table("leader", "coin", "reason", title="last skips")
     for e in reversed(stats.skipped):
         skips.add_row(stats.label(e.leader), e.coin, e.skip_reason.value if e.skip_reason else e.reason)
-    return Group(head, positions, copies, skips)
+    health = health_text(venue, risk)
+    if not health:
+        return Group(head, positions, copies, skips)
+    style = "bold red" if (risk or (venue and (venue.rate_limited or venue.give_ups))) else "dim"
+    return Group(head, Text(health, style=style), positions, copies, skips)
 
 
-def status_line(stats: RunStats, snapshot: AccountSnapshot | None, start: Decimal, elapsed: float) -> str:
+def status_line(
+    stats: RunStats,
+    snapshot: AccountSnapshot | None,
+    start: Decimal,
+    elapsed: float,
+    *,
+    venue: WeightStats | None = None,
+    risk: Mapping[str, str] | None = None,
+) -> str:
     """One line for a log (stdout not a terminal)."""
+    health = health_text(venue, risk)
     equity = snapshot.equity if snapshot is not None else start
     held = ", ".join(f"{p.coin} {p.size}" for p in snapshot.positions) if snapshot is not None else ""
     return (
@@ -190,6 +217,7 @@ def status_line(stats: RunStats, snapshot: AccountSnapshot | None, start: Decima
         f"positions {held or '-'} | orders {stats.orders}, copied {sum(stats.copies_by_leader.values())}, "
         f"rejected {sum(stats.rejections_by_leader.values())}, "
         f"skipped {sum(stats.skips_by_leader.values())} | {stats.latency_text()}"
+        + (f" | {health}" if health else "")
     )
 
 
@@ -255,7 +283,16 @@ class CopyRun:
         self.started = 0.0
         self.unrealized: dict[str, Decimal] = {}
         self.realized_before: dict[str, Decimal] = {}  # per leader, from earlier runs in the store
+        self.risk: RiskService | None = None  # set once the risk service beside the copy engine runs
+        self.weight_per_minute: list[int] = []  # REST weight of each wall minute of the run
         service.on_event(stats.on_event)
+
+    @property
+    def venue_stats(self) -> WeightStats:
+        return self.venue.client.limiter.stats
+
+    def risk_health(self) -> dict[str, str] | None:
+        return self.risk.health() if self.risk is not None else None
 
     @property
     def leaders(self) -> list[str]:
@@ -289,10 +326,15 @@ class CopyRun:
         next_sample = self.clock() + self.sample_ms
         next_line = self.started + self.line_secs
         next_read = self.started + min(self.read_secs, self.refresh_secs)
+        next_minute, minute_start = self.started + 60, self.venue_stats.weight_total
         live = Live(console=self.console, refresh_per_second=2, transient=False) if self.interactive else None
         with live if live is not None else contextlib.nullcontext():
             while not stop.is_set():
                 now = time.monotonic()
+                if now >= next_minute:
+                    total = self.venue_stats.weight_total
+                    self.weight_per_minute.append(total - minute_start)
+                    next_minute, minute_start = next_minute + 60, total
                 if deadline is not None and now >= deadline:
                     break
                 try:
@@ -305,14 +347,18 @@ class CopyRun:
                         self.snapshot = await self.venue.account.snapshot()
                 except Exception as exc:  # a failed read only makes the view a little older
                     log.warning("copy_run.read_failed", error=repr(exc))
+                venue, risk = self.venue_stats, self.risk_health()
                 if live is not None:
-                    live.update(live_view(self.stats, self.snapshot, self.start_equity, self.title))
+                    live.update(
+                        live_view(
+                            self.stats, self.snapshot, self.start_equity, self.title, venue=venue, risk=risk
+                        )
+                    )
                 elif now >= next_line:
                     next_line += self.line_secs
-                    self.console.print(
-                        status_line(self.stats, self.snapshot, self.start_equity, now - self.started),
-                        highlight=False,
-                    )
+                    line = status_line(self.stats, self.snapshot, self.start_equity, now - self.started,
+                                       venue=venue, risk=risk)  # fmt: skip
+                    self.console.print(line, highlight=False)
                 wait = self.refresh_secs if deadline is None else min(self.refresh_secs, deadline - now)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), max(0.0, wait))
@@ -380,6 +426,9 @@ class CopyRun:
             fills=fills,
             since_ms=self._first_sample_ms() or None,
             catch_ups=sum(self.stats.catch_ups_by_leader.values()),
+            venue=self.venue_stats,
+            weight_per_minute=list(self.weight_per_minute),
+            risk_health=self.risk_health(),
         )
 
     def _first_sample_ms(self) -> int:
@@ -496,9 +545,10 @@ async def run_copy(
             {follower: venue},
             store,
             clock=service.now_ms,
-            known_cloids=copy_ledger.in_flight_cloids,
+            owns=service.owns,
             policy_for=policy_by_leader(copy_ledger, policies, ExitPolicy()),
         )
+        run.risk = risk
         console.print(
             f"copying {len(config.follows)} leader(s) for {follower} on {venue_config.base_url}"
             + (f" for {duration_s:g} s" if duration_s else " until Ctrl-C")

@@ -100,7 +100,7 @@ def pick_leaders(traders: Sequence[dict[str, Any]]) -> list[Pick]:
         "swing": FollowSettings(
             copy_ratio=THIRD, budget_usd=Decimal(6_000), existing_positions=ExistingPositions.JOIN,
             execution=ExecutionStyle.MAKER, maker_offset_bps=Decimal(1),
-            maker_timeout_secs=Decimal(1), maker_fallback=MakerFallback.TAKER,  # wall seconds: 30 simulated
+            maker_timeout_secs=Decimal(30), maker_fallback=MakerFallback.TAKER,  # venue time: 1 s wall at 30x
         ),
         "scalper": FollowSettings(copy_ratio=THIRD, budget_usd=Decimal(6_000)),
         "position": FollowSettings(
@@ -223,10 +223,8 @@ async def _copy(
         )  # fmt: skip
         await run.begin()
         await service.start()
-        copy_ledger = service.ledger
-        risk = await start_risk(
-            {follower: venue}, store, clock=exchange.clock.now_ms, known_cloids=copy_ledger.in_flight_cloids
-        )
+        risk = await start_risk({follower: venue}, store, clock=exchange.clock.now_ms, owns=service.owns)
+        run.risk = risk
         risk_counts = {"stops placed": 0, "stops moved": 0, "exits": 0}
 
         def count_risk(event: RiskEvent) -> None:
@@ -247,7 +245,7 @@ async def _copy(
         console.print("risk: " + ", ".join(f"{n} {what}" for what, n in risk_counts.items()))
         console.print("closing the copied positions (stop with close) ...")
         await risk.close()  # its stops go with the positions: no exit races the demo's final close
-        risk = None
+        risk = run.risk = None
         await run.close_copies()
         report = await run.report()
         await service.close()

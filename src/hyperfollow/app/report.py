@@ -1,5 +1,6 @@
-"""The copy report: per-leader PnL, copies taken and skipped by reason, latency percentiles, and a PNG of
-follower vs leader equity. Pure formatting over what the run recorded (no venue, no database here).
+"""The copy report: per-leader PnL, copies taken and skipped by reason, latency percentiles, the venue's REST
+budget (weight per minute, HTTP 429s, retries, give-ups), the risk layer's health, and a PNG of follower vs
+leader equity. Pure formatting over what the run recorded (no venue, no database here).
 
 Every figure is for the run the report ends (from ``since_ms``), never the store's whole history: a store
 reused across runs keeps earlier fills and PnL, which the report leaves out. Its first line says so.
@@ -16,6 +17,8 @@ from pathlib import Path
 from rich.console import Group
 from rich.table import Table
 
+from hyperfollow.adapters.hyperliquid.budget import WeightStats
+
 EquitySeries = Sequence[tuple[int, Decimal]]  # (venue time ms, equity)
 
 
@@ -26,6 +29,13 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     ordered = sorted(values)
     rank = max(1, min(len(ordered), -(-len(ordered) * q // 100)))
     return ordered[int(rank) - 1]
+
+
+def risk_text(problems: Mapping[str, str]) -> str:
+    """The risk layer's health for a view: ``ok``, or what fails."""
+    if not problems:
+        return "ok"
+    return "UNHEALTHY: " + "; ".join(f"{name}: {what}" for name, what in sorted(problems.items()))
 
 
 @dataclass
@@ -65,6 +75,21 @@ class CopyReport:
             since = f" (since {start:%Y-%m-%d %H:%M:%S} UTC)"
         return f"this run only{since}; earlier runs in the store are not counted"
 
+    venue: WeightStats | None = None  # the REST client's counters at the end of the run
+    weight_per_minute: Sequence[int] = ()  # REST weight spent in each wall minute of the run
+    risk_health: Mapping[str, str] | None = None  # what the risk layer said was wrong at the end (None: off)
+
+    def venue_text(self) -> str | None:
+        """The REST budget line: weight per minute, 429s, retries, give-ups."""
+        if self.venue is None:
+            return None
+        per_min = list(self.weight_per_minute) or [self.venue.weight_last_minute]
+        return (
+            f"weight/min max {max(per_min)}, mean {sum(per_min) / len(per_min):.0f} "
+            f"({' '.join(str(w) for w in per_min)}); HTTP 429s {self.venue.rate_limited}, "
+            f"retries {self.venue.retries}, give-ups {self.venue.give_ups}"
+        )
+
     def render(self) -> Group:
         """Rich renderables for the terminal."""
         pnl = self.follower_end - self.follower_start
@@ -79,6 +104,11 @@ class CopyReport:
             summary.add_row(
                 "catch-up orders", f"{self.catch_ups} (fills missed while down, netted; no latency)"
             )
+        venue = self.venue_text()
+        if venue is not None:
+            summary.add_row("venue REST budget", venue)
+        if self.risk_health is not None:
+            summary.add_row("risk", risk_text(self.risk_health))
         leaders = Table(
             "leader",
             "copies",

@@ -2,8 +2,8 @@
 
 Wiring only: the pieces are ``risk.service.RiskService`` (scan, stops, stale orders, breakers, reconciliation)
 and ``store.risk_persist.RiskPersistence`` (holdings and state changes in the same database as the copy
-journal). The copy engine's in-flight orders are "known" to the risk service, so reconciliation never cancels
-them as orphans.
+journal). The copy engine owns its orders (``owns``, e.g. ``CopyService.owns``): the risk service never sweeps
+them as stale nor cancels them as orphans.
 
 The dead man's switch is off here: the venue's ``scheduleCancel`` cancels *every* open order of the account,
 trigger orders included, so a process that dies would lose its native stops one window later - the opposite of
@@ -12,7 +12,7 @@ what they are for. (It is the right tool for accounts that rest entries without 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 
 from hyperfollow.copy.state import Ledger
 from hyperfollow.ports.venue import Venue
@@ -27,7 +27,7 @@ async def start_risk(
     store: Store,
     *,
     clock: Callable[[], int],
-    known_cloids: Callable[[], Collection[str]],
+    owns: Callable[[str], bool],
     settings: RiskSettings | None = None,
     policy_for: Callable[[str, str], ExitPolicy] | None = None,
 ) -> RiskService:
@@ -40,7 +40,7 @@ async def start_risk(
         venues,
         clock=clock,
         settings=settings or RiskSettings(deadman=False),
-        known_cloids=known_cloids,
+        owns=owns,
         restore=restore,
         on_state_change=persist.on_state_change,
         on_holdings_change=persist.save_holdings,

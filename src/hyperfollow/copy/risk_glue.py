@@ -350,6 +350,8 @@ class RiskGlue:
         prev = self._leader_prev.get(leader)
         self._leader_prev[leader] = snap
         fills = self._leader_fills.pop(leader, [])
+        if prev is not None:  # delivered late (the stream queues behind slow copies), executed before prev:
+            fills = [f for f in fills if f.time_ms >= prev.time_ms]  # prev already shows them
         reflected = self._reflected.get(leader, set())
         self._reflected[leader] = {f.ref for f in fills}
         if policy is None:

@@ -3,11 +3,17 @@ its outcome in the journal, the ledger's flight, a log line and a ``CopyEvent``.
 
 Outcomes: everything filled -> FILLED; part or nothing (the IOC's rest cancelled by the venue, a maker rest
 dropped) -> CANCELED with the filled size; refused (``VenueRejected``) -> REJECTED, never sent again;
-``OutcomeUnknown`` -> the order is looked up once by cloid, and stays UNKNOWN for the next start-up to resolve
+``OutcomeUnknown`` -> the order is looked up by cloid, and stays UNKNOWN for the next start-up to resolve
 if the venue does not know it yet. A ``TransientError`` after the adapter's own retries means nothing reached
 the venue: with ``until_answered`` (a copy of a leader fill) the same order, same cloid, is sent again with a
 capped backoff until the venue answers (a maker order only once the venue is seen to hold neither it nor its
 taker fallback); without, it is REJECTED.
+
+A maker copy is two orders: the post-only leg (its intent's cloid) and, after the timeout, the taker
+fallback (``fallback_cloid``). The fallback is journalled as an entry of its own (same follower, leader, leg
+and cause) *before* it is sent, so its fills are attributed to the leader after a restart and a start-up
+resolves it by its own cloid. Each leg's entry records what that order did; the event reports the copy as a
+whole. After ``OutcomeUnknown`` both legs are looked up.
 
 Setting the leverage is idempotent, so an ``OutcomeUnknown`` there is answered by asking again.
 """
@@ -20,16 +26,22 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from typing import cast
 
 import structlog
 
 from hyperfollow.copy.journal import CopyJournal, EntryState, OrderOutcome
-from hyperfollow.copy.model import CopyIntent, FollowSettings, MakerFallback
+from hyperfollow.copy.model import CopyIntent, FollowSettings, Leg, MakerFallback
 from hyperfollow.copy.state import CopyEvent, EventHub, EventKind, Ledger
-from hyperfollow.domain.errors import OutcomeUnknown, TransientError, VenueRejected
-from hyperfollow.domain.ids import cloid_for
-from hyperfollow.domain.model import OrderRequest, OrderState, Tif
-from hyperfollow.execution.router import ExecutionResult, MakerExecutor, MakerParams, execute_taker
+from hyperfollow.domain.errors import OrderNotFound, OutcomeUnknown, TransientError, VenueRejected
+from hyperfollow.domain.model import CancelRequest, OrderRequest, OrderState, Tif
+from hyperfollow.execution.router import (
+    ExecutionResult,
+    MakerExecutor,
+    MakerParams,
+    execute_taker,
+    fallback_cloid,
+)
 from hyperfollow.ports.venue import Venue
 
 log = structlog.get_logger(__name__)
@@ -138,7 +150,7 @@ class Sender:
         order, cloid = job.order, job.order.cloid
         assert cloid is not None
         maker = order.tif is Tif.ALO and settings is not None
-        aliases = [cloid_for(cloid, "taker")] if maker else []
+        aliases = [fallback_cloid(cloid)] if maker else []
         self.ledger.sent(cloid, (job.follower, job.leader, order.coin), order.side, aliases=aliases)
         self._order_times.setdefault(job.follower, deque()).append(self.now_ms())
         busy = (job.follower, order.coin)
@@ -171,32 +183,37 @@ class Sender:
         assert cloid is not None
         venue = self.venues[job.follower]
         maker = order.tif is Tif.ALO and settings is not None
-        outcome: OrderOutcome
-        result: ExecutionResult | None = None
+        outcome: OrderOutcome  # the copy as a whole (both legs of a maker copy): the event's
+        legs: list[OrderOutcome]  # what each order did: the journal's, one per cloid
+        fallback: list[OrderRequest] = []  # the maker copy's taker fallback, once journalled
+
+        async def journal_fallback(taker: OrderRequest) -> bool:
+            new = await self.journal.begin([fallback_intent(job, taker)], now_ms=self.now_ms())
+            fallback.extend([taker] if new else [])
+            return bool(new)
+
         attempt = 0
         while True:
             try:
                 if maker:
                     assert settings is not None
                     await self.journal.mark_sent(cloid, now_ms=self.now_ms())  # it may rest for seconds
-                    result = await self._maker(job.follower).execute(order, _maker_params(settings, order))
+                    result = await self._maker(job.follower).execute(
+                        order, _maker_params(settings, order), before_fallback=journal_fallback
+                    )
                 else:
                     result = await execute_taker(venue.gateway, replace(order, tif=Tif.IOC))
                 state = EntryState.FILLED if result.filled >= order.size else EntryState.CANCELED
                 outcome = OrderOutcome(
                     cloid, state, result.filled, result.avg_price, error=result.reason or None
                 )
+                legs = _leg_outcomes(cloid, order.size, result)
                 self.ledger.acked(cloid, result.filled)
             except OutcomeUnknown as exc:
-                outcome = await self._after_unknown(job, exc)
-            except VenueRejected as exc:
-                outcome = OrderOutcome(cloid, EntryState.REJECTED, error=str(exc))
+                outcome, legs = await self._after_unknown(job, exc, fallback[0] if fallback else None)
             except TransientError as exc:
-                if not until_answered:
-                    outcome = OrderOutcome(cloid, EntryState.REJECTED, error=str(exc))
-                elif maker and not await self._unknown_to_venue(job):
-                    outcome = await self._after_unknown(job, OutcomeUnknown(str(exc)))
-                else:  # nothing reached the venue: the same order again, after a pause
+                if until_answered and not fallback and (not maker or await self._unknown_to_venue(job)):
+                    # nothing reached the venue: the same order again, after a pause
                     attempt += 1
                     delay = backoff_secs(attempt, self.retry_secs, self.retry_max_secs)
                     log.warning("copy.send_retry", follower=job.follower, leader=job.leader,
@@ -204,11 +221,18 @@ class Sender:
                                 error=str(exc))  # fmt: skip
                     await self.sleep(delay)
                     continue
+                if until_answered and maker and not fallback:  # the maker order is at the venue: resolve it
+                    outcome, legs = await self._after_unknown(job, OutcomeUnknown(str(exc)), None)
+                else:
+                    outcome, legs = await self._after_refusal(job, exc, fallback[0] if fallback else None)
+            except VenueRejected as exc:
+                outcome, legs = await self._after_refusal(job, exc, fallback[0] if fallback else None)
             break
         answered = self.monotonic()  # the venue's answer is in: latency ends here, bookkeeping follows
         if outcome.filled_size == 0 or outcome.state is EntryState.REJECTED:
             self.ledger.settle(cloid)
-        await self.journal.record_outcome(outcome, now_ms=self.now_ms())
+        for leg in legs:
+            await self.journal.record_outcome(leg, now_ms=self.now_ms())
         return self.report(job, outcome, origin_ms, received, kind, answered=answered, catch_up=catch_up)
 
     async def _unknown_to_venue(self, job: OrderJob) -> bool:
@@ -217,28 +241,71 @@ class Sender:
         assert cloid is not None
         gateway = self.venues[job.follower].gateway
         try:
-            for name in (cloid, cloid_for(cloid, "taker")):
+            for name in (cloid, fallback_cloid(cloid)):
                 if await gateway.order_status(name) is not None:
                     return False
         except (VenueRejected, TransientError, OutcomeUnknown):
             return False
         return True
 
-    async def _after_unknown(self, job: OrderJob, exc: OutcomeUnknown) -> OrderOutcome:
-        """The send's outcome is unknown: ask the venue once by cloid; else leave it for the next start."""
+    async def _after_unknown(
+        self, job: OrderJob, exc: OutcomeUnknown, fallback: OrderRequest | None
+    ) -> tuple[OrderOutcome, list[OrderOutcome]]:
+        """The send's outcome is unknown: ask the venue once by cloid for each leg (the order, and a maker
+        copy's taker fallback when it was journalled); what it does not know yet stays UNKNOWN for the next
+        start to resolve. A maker order found resting has lost its watchdog: it is cancelled first."""
         cloid = job.order.cloid
         assert cloid is not None
         log.warning("copy.unknown", follower=job.follower, cloid=cloid, error=exc.text)
+        cloids = [cloid] + ([fallback.cloid] if fallback is not None and fallback.cloid else [])
+        legs = [await self._look_up(job, c, cancel_open=job.order.tif is Tif.ALO) for c in cloids]
+        found = [leg for leg in legs if leg is not None]
+        filled = sum((leg.filled_size or Decimal(0) for leg in found), Decimal(0))
+        if filled:
+            self.ledger.acked(cloid, filled)
+        unknown = [OrderOutcome(c, EntryState.UNKNOWN, error=exc.text) for c in cloids]
+        out = [leg or u for leg, u in zip(legs, unknown, strict=True)]
+        if len(found) < len(legs):
+            if self.on_unknown is not None:
+                self.on_unknown(job.follower)
+            return OrderOutcome(cloid, EntryState.UNKNOWN, filled, error=exc.text), out
+        if len(found) == 1:
+            return found[0], out
+        state = EntryState.FILLED if filled >= job.order.size else EntryState.CANCELED
+        return OrderOutcome(cloid, state, filled, error=None if filled else exc.text), out
+
+    async def _after_refusal(
+        self, job: OrderJob, exc: VenueRejected | TransientError, fallback: OrderRequest | None
+    ) -> tuple[OrderOutcome, list[OrderOutcome]]:
+        """Refused (nothing reached the venue). When it was a maker copy's taker fallback, the maker order
+        before it did go out: what it filled is read back by cloid (else the next start resolves it)."""
+        cloid = job.order.cloid
+        assert cloid is not None
+        refused = OrderOutcome(cloid, EntryState.REJECTED, error=str(exc))
+        if fallback is None or fallback.cloid is None:
+            return refused, [refused]
+        rejected = OrderOutcome(fallback.cloid, EntryState.REJECTED, error=str(exc))
+        maker = await self._look_up(job, cloid, cancel_open=True)
+        if maker is None:
+            return OrderOutcome(cloid, EntryState.UNKNOWN, error=str(exc)), [rejected]
+        filled = maker.filled_size or Decimal(0)
+        if filled:
+            self.ledger.acked(cloid, filled)
+        whole = OrderOutcome(cloid, EntryState.CANCELED, filled, maker.avg_price, error=str(exc))
+        return (whole if filled else refused), [maker, rejected]
+
+    async def _look_up(self, job: OrderJob, cloid: str, *, cancel_open: bool) -> OrderOutcome | None:
+        """The order ``cloid`` as the venue has it (None: not known yet, or the lookup failed)."""
+        gateway = self.venues[job.follower].gateway
         with contextlib.suppress(VenueRejected, TransientError, OutcomeUnknown):
-            state = await self.venues[job.follower].gateway.order_status(cloid)
+            state = await gateway.order_status(cloid)
+            if state is not None and state.is_open and cancel_open:
+                with contextlib.suppress(OrderNotFound):
+                    await gateway.cancel(CancelRequest(job.order.coin, cloid=cloid))
+                state = await gateway.order_status(cloid) or state
             if state is not None:
-                outcome = outcome_of(cloid, state)
-                if outcome.filled_size:
-                    self.ledger.acked(cloid, outcome.filled_size)
-                return outcome
-        if self.on_unknown is not None:
-            self.on_unknown(job.follower)
-        return OrderOutcome(cloid, EntryState.UNKNOWN, error=exc.text)
+                return outcome_of(cloid, state)
+        return None
 
     def report(
         self,
@@ -288,7 +355,9 @@ class Sender:
     def _maker(self, follower: str) -> MakerExecutor:
         if follower not in self._makers:
             v = self.venues[follower]
-            self._makers[follower] = MakerExecutor(v.gateway, v.market, v.account, sleep=self.sleep)
+            self._makers[follower] = MakerExecutor(
+                v.gateway, v.market, v.account, sleep=self.sleep, monotonic=lambda: self.now_ms() / 1000
+            )  # the maker timeout runs on the service's clock, like every other timeout of the service
         return self._makers[follower]
 
 
@@ -312,6 +381,33 @@ def outcome_of(cloid: str, state: OrderState) -> OrderOutcome:
     else:
         status = EntryState.CANCELED
     return OrderOutcome(cloid, status, filled, oid=state.oid, error=None if filled else state.status)
+
+
+def fallback_intent(job: OrderJob, taker: OrderRequest) -> CopyIntent:
+    """The journal entry of a maker copy's taker fallback: the same copy (follower, leader, leg, cause), its
+    own cloid, the rest's size at the slippage cap, IOC."""
+    assert taker.cloid is not None
+    # leverage was set for the maker leg (the journal does not keep it)
+    return CopyIntent(
+        follower=job.follower, leader=job.leader, coin=taker.coin, side=taker.side, size=taker.size,
+        reduce_only=taker.reduce_only, leg=cast(Leg, job.leg), limit_price=taker.price, tif=Tif.IOC,
+        leverage=0, is_cross=True, cloid=taker.cloid, reason=f"{job.reason} (maker fallback)",
+        fill_key=job.fill_key,
+    )  # fmt: skip
+
+
+def _leg_outcomes(cloid: str, size: Decimal, result: ExecutionResult) -> list[OrderOutcome]:
+    """The journal outcome of each order an execution sent: the first (maker or taker) and the fallback."""
+    filled, avg = result.first_leg
+    fb = result.fallback
+    first_state = EntryState.FILLED if filled >= size else EntryState.CANCELED
+    first_error = (result.reason or None) if fb is None else None
+    legs = [OrderOutcome(cloid, first_state, filled, avg, error=first_error)]
+    if fb is not None:
+        fb_cloid = fallback_cloid(cloid)
+        fb_state = EntryState.FILLED if fb.filled >= fb.requested else EntryState.CANCELED
+        legs.append(OrderOutcome(fb_cloid, fb_state, fb.filled, fb.avg_price, error=fb.reason or None))
+    return legs
 
 
 def _maker_params(settings: FollowSettings, order: OrderRequest) -> MakerParams:

@@ -250,6 +250,12 @@ class CopyService:
 
     # ------------------------------------------------------------------ public API
 
+    def owns(self, cloid: str) -> bool:
+        """Whether ``cloid`` is an order of this engine still at work (a maker order resting under its
+        watchdog, an order awaiting its answer or its fills): the narrow handle the risk service asks before
+        it sweeps an order as stale or cancels it as an orphan."""
+        return cloid.lower() in self.ledger.in_flight_cloids()
+
     def events(self) -> AsyncIterator[CopyEvent]:
         """Every event from now on (until ``close``)."""
         return self.hub.subscribe()

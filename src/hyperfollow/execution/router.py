@@ -8,8 +8,12 @@
   once on a fresh book before falling back.
 
 The pure parts (``maker_price``, ``remainder_to_send``) are separate from the async shell. Every order keeps
-a deterministic cloid: the maker leg uses the caller's, the taker fallback ``cloid_for(cloid, "taker")``,
-so a restart re-derives the same ids and a journal can recognise them.
+a deterministic cloid: the maker leg uses the caller's, the taker fallback ``fallback_cloid(cloid)``, so a
+restart re-derives the same ids and a journal can recognise them. The caller journals the fallback before it
+goes out (``before_fallback``): an order the venue may hold is always one the journal knows.
+
+The watchdog's timeout is measured on the clock it is given (``monotonic``, seconds): the caller's, so that a
+maker order's timeout and every other timeout of the caller run on one clock.
 """
 
 from __future__ import annotations
@@ -44,9 +48,15 @@ class MakerParams:
     taker_limit: Decimal | None = None  # worst price of the taker fallback (the slippage cap)
 
 
+def fallback_cloid(cloid: str) -> str:
+    """The cloid of the taker fallback of the maker order ``cloid``."""
+    return cloid_for(cloid, "taker")
+
+
 @dataclass(frozen=True, slots=True)
 class ExecutionResult:
-    """What an execution did: how much filled, at what average, and what was left undone."""
+    """What an execution did: how much filled, at what average, and what was left undone. A maker execution
+    that fell back to a taker order carries that leg's own result in ``fallback`` (totals include it)."""
 
     requested: Decimal
     filled: Decimal
@@ -54,6 +64,15 @@ class ExecutionResult:
     style: str  # "taker", "maker", "maker+taker"
     unfilled: Decimal  # not filled and no longer working (dropped, or the IOC found no one)
     reason: str = ""
+    fallback: ExecutionResult | None = None
+    first_avg_price: Decimal | None = None  # the first leg's own average, when there was a fallback
+
+    @property
+    def first_leg(self) -> tuple[Decimal, Decimal | None]:
+        """(filled, average price) of the first leg: the maker order, or the only order."""
+        if self.fallback is None:
+            return self.filled, self.avg_price
+        return self.filled - self.fallback.filled, self.first_avg_price
 
     @property
     def complete(self) -> bool:
@@ -110,14 +129,23 @@ class MakerExecutor:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         monotonic: Callable[[], float] | None = None,
     ) -> None:
+        """``monotonic`` (seconds) is the clock the timeout runs on; default the event loop's."""
         self._gateway = gateway
         self._market = market
         self._account = account
         self._sleep = sleep
         self._monotonic = monotonic or (lambda: asyncio.get_running_loop().time())
 
-    async def execute(self, order: OrderRequest, params: MakerParams) -> ExecutionResult:
-        """Rest ``order`` post-only near the touch; cancel after the timeout; then drop or take the rest."""
+    async def execute(
+        self,
+        order: OrderRequest,
+        params: MakerParams,
+        *,
+        before_fallback: Callable[[OrderRequest], Awaitable[bool]] | None = None,
+    ) -> ExecutionResult:
+        """Rest ``order`` post-only near the touch; cancel after the timeout; then drop or take the rest.
+        ``before_fallback`` is awaited with the taker order before it is sent: the caller journals it there,
+        and False (already journalled: it may be out already) or an exception means it is not sent."""
         if order.cloid is None:
             raise ValueError("maker execution needs a cloid (the watchdog follows the order by it)")
         inst = await self._market.instrument(order.coin)
@@ -141,7 +169,12 @@ class MakerExecutor:
                 order.size, filled, avg, "maker", order.size - filled, "timeout: rest dropped"
             )
         limit = params.taker_limit if params.taker_limit is not None else order.price
-        taker = replace(order, size=rest, price=limit, tif=Tif.IOC, cloid=cloid_for(order.cloid, "taker"))
+        taker = replace(order, size=rest, price=limit, tif=Tif.IOC, cloid=fallback_cloid(order.cloid))
+        if before_fallback is not None and not await before_fallback(taker):
+            log.warning("execution.fallback_not_sent", coin=order.coin, cloid=taker.cloid)
+            return ExecutionResult(
+                order.size, filled, avg, "maker", order.size - filled, "fallback already journalled"
+            )
         log.info(
             "execution.maker_fallback", coin=order.coin, cloid=order.cloid, filled=str(filled), rest=str(rest)
         )
@@ -149,7 +182,7 @@ class MakerExecutor:
         total = filled + result.filled
         return ExecutionResult(
             order.size, total, _blend(filled, avg, result.filled, result.avg_price), "maker+taker",
-            order.size - total, result.reason,
+            order.size - total, result.reason, fallback=result, first_avg_price=avg,
         )  # fmt: skip
 
     async def _place_post_only(

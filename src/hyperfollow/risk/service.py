@@ -7,16 +7,26 @@ For a set of accounts (one ``Venue`` per account, sharing the market data of the
 * every ``scan_interval_secs``: ``book.check(now)`` -> exit actions -> the exactly-once closer (full
   closes, or partial closes for take-profit tiers, the ``ExitReason`` as the reason), then the stop keeper
   for the positions whose native stop moved or whose size changed;
-* every ``pending_check_secs``: open orders older than ``pending_timeout_secs`` are cancelled to free
-  margin (trigger orders, ours or not, are left alone: stops and take-profits wait by design);
+* every ``pending_check_secs``: open orders older than ``pending_timeout_secs`` that no component owns are
+  cancelled to free margin. Owned orders are never swept: our own stops, and whatever ``owns(cloid)`` (the
+  narrow handle of the other components, e.g. the copy engine's resting maker orders) claims; trigger
+  orders, ours or not, are left alone too (stops and take-profits wait by design). The open orders come
+  from the order-update stream (``risk.orders.OpenOrderBook``), not from polling ``frontendOpenOrders``
+  (weight 20 per dex: every 2 s on two dexes it would spend the whole per-IP budget); a REST read refreshes
+  them at each reconciliation and confirms an order the stream alone showed before it is cancelled;
 * the breaker tick: a ``RiskSnapshot`` per account (equity from the account snapshot every
   ``equity_refresh_secs``, PnL today = equity - the UTC day's first equity, positions from the book, the
   time of the last mids message) -> ``next_state`` -> ``StateChange`` events (logged ``risk.state_change``,
   kept in :attr:`RiskService.changes`, handed to ``on_state_change`` for persistence); a change into
   HALTED with ``flatten`` closes every position of the account;
 * a dead man's switch per account, renewed while :meth:`RiskService.healthy`;
-* reconciliation at start and every ``reconcile_interval_secs``: flat sweep, adoption (default policy,
-  ``risk.adopted``), record fixes, orphan orders (neither our stops nor in ``known_cloids()``) cancelled.
+* reconciliation at start, every ``reconcile_interval_secs`` and after any stream gap: flat sweep, adoption
+  (default policy, ``risk.adopted``), record fixes, orphan orders (neither our stops nor owned) cancelled.
+
+Every loop and stream is supervised: an exception (a venue error, a database error, a bug) is logged with
+the loop's name (``risk.loop_failed``), the loop goes on after a capped backoff, and :meth:`healthy` is
+False until that loop succeeds again (:meth:`health` names what fails). A change into HALTED flattens first
+and is persisted after; a persistence that fails is retried at the next breaker tick.
 
 Persistence (the shell's, e.g. ``store.risk_persist``): ``restore=`` the holdings recorded before a restart;
 ``on_holdings_change(account, holdings)`` is handed an account's whole set of holdings after each of its
@@ -31,7 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
@@ -39,7 +49,7 @@ from typing import Any
 import structlog
 
 from hyperfollow.domain.errors import OutcomeUnknown, TransientError, VenueRejected
-from hyperfollow.domain.model import CancelRequest, Fill
+from hyperfollow.domain.model import CancelRequest, Fill, OrderState
 from hyperfollow.ports.venue import Venue
 from hyperfollow.risk.breakers import StateChange, next_state, utc_day_start_ms
 from hyperfollow.risk.close import CloseResult, ExactlyOnceCloser
@@ -47,6 +57,7 @@ from hyperfollow.risk.deadman import DeadMansSwitch
 from hyperfollow.risk.exits import ExitPolicy, ExitReason, ExitState, native_stop_price
 from hyperfollow.risk.gate import PositionMark, RiskLimits, RiskSnapshot, TradingState
 from hyperfollow.risk.locks import CloseLock, LocalCloseLock
+from hyperfollow.risk.orders import OpenOrderBook
 from hyperfollow.risk.reconcile import ActionKind, reconcile
 from hyperfollow.risk.scan import Holding, PositionBook
 from hyperfollow.risk.stops import StopKeeper, StopTarget
@@ -72,6 +83,7 @@ class RiskSettings:
     stop_min_step_pct: Decimal = Decimal("0.5")
     stop_max_moves_per_min: int = 20
     deadman: bool = True
+    loop_backoff_max_secs: float = 30.0  # a failing loop retries after its period, doubled each time, capped
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +120,7 @@ class RiskService:
         settings: RiskSettings | None = None,
         lock: CloseLock | None = None,
         closer: ExactlyOnceCloser | None = None,
-        known_cloids: Callable[[], Collection[str]] = frozenset,
+        owns: Callable[[str], bool] | None = None,
         policy_for: Callable[[str, str], ExitPolicy] | None = None,
         on_state_change: Callable[[str, StateChange], Awaitable[None] | None] | None = None,
         restore: Iterable[Holding] = (),
@@ -129,7 +141,11 @@ class RiskService:
         self.book = PositionBook()
         for holding in restore:  # our records from before a restart (the store's): reconciled at start
             self.book.upsert(replace(holding, account=holding.account.lower()))
-        self._known_cloids = known_cloids
+        self._owns = owns or (lambda _cloid: False)  # another component's order (never swept nor orphaned)
+        self.open_orders = OpenOrderBook()
+        self._order_streams: set[str] = set()  # accounts whose open orders the stream keeps
+        self._failing: dict[str, str] = {}  # loop or stream name -> its last error, while it fails
+        self._unsaved: list[tuple[str, StateChange]] = []  # state changes whose persistence failed
         self._policy_for = policy_for or (lambda _a, _c: s.default_policy)
         self._on_state_change = on_state_change
         self._on_holdings_change = on_holdings_change
@@ -176,12 +192,21 @@ class RiskService:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Subscribe to fills and mids, reconcile, then run the loops."""
-        streams: list[Coroutine[Any, Any, None]] = [self._pump_mids(), self._watch_gaps()]
+        """Subscribe to fills, order updates and mids, reconcile, then run the loops."""
+        streams: list[tuple[str, Callable[[], Awaitable[None]]]] = [("mids", self._pump_mids)]
+        watched: list[Venue] = []
+        for venue in self.venues.values():
+            if all(venue is not w for w in watched):
+                watched.append(venue)
+        streams += [(f"gaps.{i}", lambda v=v: self._watch_gaps(v)) for i, v in enumerate(watched)]  # type: ignore[misc]
         for account, venue in self.venues.items():
-            fills = venue.account.stream_fills()  # subscribed before reconciling: nothing falls in between
-            streams.append(self._pump_fills(account, fills))
-        self._tasks = [asyncio.create_task(c, name="risk.stream") for c in streams]
+            # subscribed before reconciling: nothing falls in between
+            fills = venue.account.stream_fills()
+            streams.append((f"fills.{account}", self._fill_pump(account, fills)))
+            orders = self._subscribe_orders(account, venue)
+            if orders is not None:
+                streams.append((f"orders.{account}", self._order_pump(account, orders)))
+        self._tasks = [asyncio.create_task(self._supervised(n, run), name=f"risk.{n}") for n, run in streams]
         self.book.set_marks(await self.market.mids())
         self.last_mids_ms = self._clock()
         await self.reconcile_once()
@@ -199,11 +224,55 @@ class RiskService:
                 switch = DeadMansSwitch(venue.gateway, clock=self._clock, healthy=self.healthy)
                 switch.start()
                 self._deadmen.append(switch)
-        log.info("risk.started", accounts=sorted(self.venues), positions=len(self.book))
+        log.info("risk.started", accounts=sorted(self.venues), positions=len(self.book),
+                 order_streams=sorted(self._order_streams))  # fmt: skip
 
-    async def _watch_gaps(self) -> None:
-        """Reconcile after any stream gap: what happened while a stream was down is read from the venue."""
-        async for event in next(iter(self.venues.values())).events():
+    def _subscribe_orders(self, account: str, venue: Venue) -> AsyncIterator[OrderState] | None:
+        """The account's order-update stream, or None (then the sweep reads open orders over REST)."""
+        try:
+            stream = venue.account.stream_orders()
+        except Exception as exc:  # e.g. no WS user slot left for it on this IP
+            log.warning("risk.no_order_stream", account=account, error=str(exc))
+            return None
+        self._order_streams.add(account)
+        return stream
+
+    def _fill_pump(self, account: str, first: AsyncIterator[Fill]) -> Callable[[], Awaitable[None]]:
+        """Runs the fill stream; a restarted stream resubscribes and reconciles (what it missed)."""
+        streams = [first]
+
+        async def run() -> None:
+            if not streams:
+                streams.append(self.venues[account].account.stream_fills())
+                await self.reconcile_once()
+            try:
+                async for fill in streams[0]:
+                    await self.on_fill(account, fill)
+            finally:
+                streams.clear()
+
+        return run
+
+    def _order_pump(self, account: str, first: AsyncIterator[OrderState]) -> Callable[[], Awaitable[None]]:
+        """Keeps ``open_orders`` from the stream; a restarted stream resubscribes and re-reads over REST."""
+        streams = [first]
+
+        async def run() -> None:
+            if not streams:
+                streams.append(self.venues[account].account.stream_orders())
+                await self.read_open_orders(account)
+            try:
+                async for update in streams[0]:
+                    self.open_orders.apply(account, update)
+            finally:
+                streams.clear()
+
+        return run
+
+    async def _watch_gaps(self, venue: Venue) -> None:
+        """Reconcile after any stream gap: what happened while a stream was down (fills, order updates) is
+        read from the venue."""
+        async for event in venue.events():
             if event.kind in GAP_EVENTS:
                 log.info("risk.reconcile_after_gap", stream_event=event.kind, detail=event.detail)
                 try:
@@ -231,19 +300,61 @@ class RiskService:
             await switch.stop(clear=True)
         log.info("risk.stopped")
 
+    def _backoff(self, period: float, failures: int) -> float:
+        return float(min(self.settings.loop_backoff_max_secs, max(period, 0.05) * 2 ** min(failures, 30)))
+
+    def _failed(self, name: str, exc: BaseException) -> None:
+        self._failing[name] = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, VenueRejected | TransientError | OutcomeUnknown):
+            log.warning("risk.loop_failed", loop=name, error=str(exc))
+        else:  # not the venue's: a database error, a bug; with its traceback
+            log.exception("risk.loop_failed", loop=name, error=str(exc))
+
+    def _recovered(self, name: str) -> None:
+        if self._failing.pop(name, None) is not None:
+            log.info("risk.loop_recovered", loop=name)
+
     async def _every(self, name: str, period: float, step: Callable[[], Awaitable[object]]) -> None:
+        """Run ``step`` every ``period`` seconds, whatever it raises (see the module docstring)."""
+        failures = 0
         while True:
-            await asyncio.sleep(period)
+            await asyncio.sleep(period if not failures else self._backoff(period, failures - 1))
             try:
                 await step()
-            except (VenueRejected, TransientError, OutcomeUnknown) as exc:
-                log.warning("risk.loop_error", loop=name, error=str(exc))
+            except Exception as exc:
+                failures += 1
+                self._failed(name, exc)
+                continue
+            failures = 0
+            self._recovered(name)
+
+    async def _supervised(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
+        """Run a stream consumer for good: restarted (after a capped backoff) when it fails or ends."""
+        failures = 0
+        while True:
+            try:
+                await run()
+                raise RuntimeError("the stream ended")
+            except Exception as exc:
+                self._failed(name, exc)
+            await asyncio.sleep(self._backoff(1.0, failures))
+            failures += 1
 
     def healthy(self) -> bool:
-        """Mids fresh and every stream task alive (the dead man's switch renews only then)."""
+        """Mids fresh, every loop and stream alive, none failing (the dead man's switch renews only then)."""
+        return not self.health()
+
+    def health(self) -> dict[str, str]:
+        """What is wrong now, by loop or stream name (empty: healthy)."""
+        problems = dict(self._failing)
         age = None if self.last_mids_ms is None else self._clock() - self.last_mids_ms
-        streams_ok = all(not t.done() for t in self._tasks)
-        return age is not None and age < self.settings.limits.stale_market_data_ms and streams_ok
+        if age is None or age >= self.settings.limits.stale_market_data_ms:
+            problems.setdefault("mids", "stale" if age is not None else "none yet")
+        if any(t.done() for t in self._tasks):
+            problems.setdefault("tasks", "a loop ended")
+        if self._unsaved:
+            problems.setdefault("persistence", f"{len(self._unsaved)} state change(s) not saved")
+        return problems
 
     # ------------------------------------------------------------------ streams
 
@@ -251,10 +362,6 @@ class RiskService:
         async for mids in self.market.stream_mids():
             self.book.set_marks(mids)
             self.last_mids_ms = self._clock()
-
-    async def _pump_fills(self, account: str, fills: Any) -> None:
-        async for fill in fills:
-            await self.on_fill(account, fill)
 
     async def on_fill(self, account: str, fill: Fill) -> None:
         """Apply one of our fills to the book (positions are never polled per fill)."""
@@ -339,21 +446,47 @@ class RiskService:
 
     # ------------------------------------------------------------------ stale pending orders
 
-    async def cancel_stale_orders(self) -> list[int]:
-        """Cancel resting (non-trigger) orders older than ``pending_timeout_secs``; their oids."""
-        now = self._clock()
+    def owned(self, account: str, order: OrderState) -> bool:
+        """The order belongs to a component: one of our stops, or one ``owns`` claims."""
+        return self.stops.is_stop(account, order) or (order.cloid is not None and self._owns(order.cloid))
+
+    def _stale(self, account: str, orders: Iterable[OrderState], now: int) -> list[OrderState]:
         timeout_ms = int(self.settings.pending_timeout_secs * 1000)
+        return [
+            o for o in orders
+            if o.trigger_price is None and now - o.timestamp_ms >= timeout_ms and not self.owned(account, o)
+        ]  # fmt: skip
+
+    async def read_open_orders(self, account: str) -> list[OrderState]:
+        """Read the account's open orders over REST (and refresh the stream-kept book with them)."""
+        account = account.lower()
+        self.open_orders.begin_read(account)
+        try:
+            orders = await self.venues[account].account.open_orders()
+        except BaseException:
+            self.open_orders.abort_read(account)
+            raise
+        self.open_orders.load(account, orders)
+        return orders
+
+    async def cancel_stale_orders(self) -> list[int]:
+        """Cancel resting (non-trigger) orders older than ``pending_timeout_secs`` that no component owns;
+        their oids. An order only the stream showed is confirmed by a REST read first (the stream does not
+        say whether an order is a trigger order)."""
+        now = self._clock()
         cancelled: list[int] = []
         for account, venue in self.venues.items():
-            stale = [
-                o for o in await venue.account.open_orders()
-                if o.trigger_price is None and not self.stops.is_stop(account, o)
-                and now - o.timestamp_ms >= timeout_ms
-            ]  # fmt: skip
+            if account in self._order_streams and self.open_orders.loaded(account):
+                stale = self._stale(account, self.open_orders.orders(account), now)
+                if any(not self.open_orders.confirmed(account, o.oid) for o in stale):
+                    stale = self._stale(account, await self.read_open_orders(account), now)
+            else:  # no order stream: read them
+                stale = self._stale(account, await self.read_open_orders(account), now)
             if not stale:
                 continue
             errors = await venue.gateway.cancel_batch([CancelRequest(o.coin, oid=o.oid) for o in stale])
             for order, error in zip(stale, errors, strict=True):
+                self.open_orders.remove(account, order.oid)  # cancelled, or no longer open
                 if error is None:
                     cancelled.append(order.oid)
                     log.info("risk.pending_cancelled", account=account, coin=order.coin, oid=order.oid,
@@ -413,16 +546,24 @@ class RiskService:
             for change in changes:
                 out.append(change)
                 self.changes.append((account, change))
+                self._unsaved.append((account, change))
                 log.warning("risk.state_change", account=account, **change.to_dict())
                 self._emit("state_change", account, None, **change.to_dict())
-                if self._on_state_change is not None:
-                    pending = self._on_state_change(account, change)
-                    if pending is not None:
-                        await pending
-                if change.flatten:
+                if change.flatten:  # first: a failing store must never keep a halt from flattening
                     reason = ExitReason.KILL_SWITCH if self.kill_switch else ExitReason.CIRCUIT_BREAKER
                     await self.flatten(account, reason)
+        await self._save_changes()
         return out
+
+    async def _save_changes(self) -> None:
+        """Persist the state changes not saved yet, in order (a failure raises; the next tick retries)."""
+        while self._unsaved:
+            account, change = self._unsaved[0]
+            if self._on_state_change is not None:
+                pending = self._on_state_change(account, change)
+                if pending is not None:
+                    await pending
+            self._unsaved.pop(0)
 
     async def flatten(self, account: str, reason: ExitReason) -> list[CloseResult]:
         """Close every position of ``account`` (the book's, and any the venue holds that we missed)."""
@@ -445,12 +586,14 @@ class RiskService:
         done: list[tuple[str, Any]] = []
         for account, venue in self.venues.items():
             positions = {p.coin: p for p in await venue.account.positions() if p.size != 0}
-            orders = await venue.account.open_orders()
+            orders = await self.read_open_orders(account)
             self.stops.adopt(account, orders)
             records = {h.coin: h.size for h in self._holdings(account)}
             coins = set(records) | set(positions) | {o.coin for o in orders}
             instruments = {c: await self.market.instrument(c) for c in coins}
-            ours = set(self.stops.cloids(account)) | {c.lower() for c in self._known_cloids()}
+            ours = set(self.stops.cloids(account)) | {
+                o.cloid.lower() for o in orders if o.cloid is not None and self._owns(o.cloid)
+            }
             live = {c: p.size for c, p in positions.items()}
             actions = reconcile(records, live, orders, ours, instruments)
             orphans = []
@@ -483,6 +626,8 @@ class RiskService:
             if orphans:
                 await venue.gateway.cancel_batch([CancelRequest(a.coin, oid=a.oid) for a in orphans])
                 for a in orphans:
+                    if a.oid is not None:
+                        self.open_orders.remove(account, a.oid)
                     log.warning("risk.orphan_cancelled", account=account, coin=a.coin, oid=a.oid,
                                 reason=a.reason)  # fmt: skip
                     self._emit("orphan_cancelled", account, a.coin, oid=a.oid, reason=a.reason)

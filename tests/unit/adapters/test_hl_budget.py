@@ -53,6 +53,19 @@ def test_exchange_and_item_weights() -> None:
     assert info_extra_weight({"type": "userFills"}, {"not": "a list"}) == 0
 
 
+async def test_limiter_counts_the_weight_of_the_last_minute() -> None:
+    t = FakeTime()
+    limiter = WeightLimiter(1200, clock=t.clock, sleep=t.sleep)
+    await limiter.acquire(20)
+    t.now += 30
+    await limiter.acquire(2)
+    limiter.charge(3)
+    stats = limiter.stats
+    assert (stats.weight_last_minute, stats.weight_total, stats.requests) == (25, 25, 2)
+    t.now += 31  # the first request is more than a minute old
+    assert (limiter.stats.weight_last_minute, limiter.stats.weight_total) == (5, 25)
+
+
 async def test_limiter_spends_the_burst_then_waits_for_refill() -> None:
     t = FakeTime()
     limiter = WeightLimiter(1200, clock=t.clock, sleep=t.sleep)

@@ -110,6 +110,20 @@ async def test_info_is_retried_on_transient_failures() -> None:
     assert len(sleeps) == 2
     assert 0 <= sleeps[0] <= 0.2 and 0 <= sleeps[1] <= 0.4  # noqa: PT018
     assert [e["event"] for e in logs] == ["venue.retry", "venue.retry"]
+    stats = client.limiter.stats
+    assert (stats.retries, stats.rate_limited, stats.give_ups, stats.requests) == (2, 1, 0, 3)
+    assert stats.weight_last_minute == stats.weight_total == 3 * 2  # allMids weighs 2, each attempt spends
+
+
+async def test_give_ups_and_429s_are_counted() -> None:
+    script = Script(*[ClientError(429, None, "null", None)] * 3)
+    client = _client(script, [], max_retries=2)
+    with pytest.raises(TransientError, match="429"):
+        await client.info({"type": "meta"})
+    await client.close()
+    stats = client.limiter.stats
+    assert (stats.retries, stats.give_ups, stats.rate_limited) == (2, 1, 3)
+    assert "429s 3" in stats.text()
 
 
 async def test_info_gives_up_after_max_retries() -> None:

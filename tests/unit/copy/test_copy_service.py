@@ -240,6 +240,12 @@ async def test_events_are_delivered_to_async_subscribers(world: World) -> None:
 async def test_maker_style_rests_post_only_then_takes_the_rest_after_the_timeout(world: World) -> None:
     settings = replace(TENTH, execution=ExecutionStyle.MAKER, maker_timeout_secs=D("0.01"))
     svc = await _following(world, settings)
+
+    async def step(secs: float) -> None:  # the maker timeout runs on the service's (stepped) clock
+        world.exchange.clock.advance(max(1, int(secs * 1000)))
+        await asyncio.sleep(0)
+
+    svc.sender.sleep = step
     await world.trade(LEADER, Side.BUY, "1")
     await svc.settle()
     [event] = world.kinds(EventKind.FILLED)

@@ -214,6 +214,7 @@ async def test_a_stale_pending_order_is_cancelled_after_5_s(venue: tuple[Embedde
         await v.step(3_000)
         young = await v.gateway.submit(OrderRequest("ETH", Side.BUY, Decimal("0.1"), Decimal(2790)))
         await v.step(2_500)
+        await settle()  # the order updates reach the service's book
         assert await svc.cancel_stale_orders() == [old.oid]
         left = await v.account.open_orders()
         assert {o.oid for o in left if o.trigger_price is None} == {young.oid}
@@ -267,7 +268,7 @@ async def test_reconcile_adopts_an_unknown_position_sweeps_a_flat_record_and_can
         OURS, "BTC", Decimal("0.01"), Decimal(90000), Decimal(10), ExitPolicy(), ExitState(START_MS)
     )
     with capture_logs() as logs:
-        svc = await started(ex, v, settings(deadman=True), restore=[ghost], known_cloids=lambda: {copy_order})
+        svc = await started(ex, v, settings(deadman=True), restore=[ghost], owns={copy_order}.__contains__)
     try:
         events = [e["event"] for e in logs]
         assert "risk.adopted" in events
@@ -326,5 +327,98 @@ async def test_a_stream_gap_triggers_a_reconcile(venue: tuple[EmbeddedExchange, 
             for _ in range(5):
                 await settle()
         assert any(e["event"] == "risk.reconcile_after_gap" for e in logs)
+    finally:
+        await svc.close()
+
+
+# ---------------------------------------------------------------------- ownership, supervision, weight
+
+
+async def test_an_owned_resting_order_is_never_swept_an_unowned_one_is(
+    venue: tuple[EmbeddedExchange, SimVenue],
+) -> None:
+    ex, v = venue
+    maker = "0x" + "5a" * 16  # the copy engine's post-only order, resting under its own watchdog
+    svc = await started(ex, v, settings(), owns={maker}.__contains__)
+    try:
+        owned = await v.gateway.submit(
+            OrderRequest("ETH", Side.BUY, Decimal("0.1"), Decimal(2800), cloid=maker)
+        )
+        stranger = await v.gateway.submit(OrderRequest("ETH", Side.BUY, Decimal("0.1"), Decimal(2790)))
+        await v.step(60_000)  # far beyond the sweep's 5 s
+        await settle()
+        assert await svc.cancel_stale_orders() == [stranger.oid]
+        assert [o.oid for o in await v.account.open_orders()] == [owned.oid]
+        await svc.reconcile_once()  # nor is it an orphan
+        assert [o.oid for o in await v.account.open_orders()] == [owned.oid]
+    finally:
+        await svc.close()
+
+
+async def test_the_sweep_reads_open_orders_from_the_stream_not_over_rest(
+    venue: tuple[EmbeddedExchange, SimVenue],
+) -> None:
+    ex, v = venue
+    svc = await started(ex, v, settings())
+    reads = 0
+    read = v.account.open_orders
+
+    async def counted() -> list[OrderState]:
+        nonlocal reads
+        reads += 1
+        return await read()
+
+    v.account.open_orders = counted  # type: ignore[method-assign]
+    try:
+        await trade(v, Side.BUY, "0.1")
+        await svc.scan_once()  # a native stop rests
+        young = await v.gateway.submit(OrderRequest("ETH", Side.BUY, Decimal("0.1"), Decimal(2800)))
+        for _ in range(30):  # a minute of sweeps every 2 s
+            await v.step(100)
+            await settle()
+            assert await svc.cancel_stale_orders() == []
+        assert reads == 0  # frontendOpenOrders weighs 20 per dex: none spent
+        await v.step(6_000)
+        await settle()
+        assert await svc.cancel_stale_orders() == [young.oid]  # now stale: confirmed once, then cancelled
+        assert reads == 1
+        assert len(await stops(v)) == 1
+    finally:
+        await svc.close()
+
+
+async def test_a_failing_store_never_stops_the_breakers(venue: tuple[EmbeddedExchange, SimVenue]) -> None:
+    ex, v = venue
+    saved: list[str] = []
+    health_at_call: list[set[str]] = []  # what the service said was wrong, at each persistence call
+    svc: RiskService | None = None
+
+    async def flaky_store(account: str, change: object) -> None:
+        assert svc is not None
+        health_at_call.append(set(svc.health()))
+        if len(health_at_call) == 1:
+            raise OSError("database is locked")
+        saved.append(getattr(change, "to_state").value)  # noqa: B009
+
+    svc = await started(
+        ex, v, settings(breaker_interval_secs=0.01, limits=RiskLimits(flatten_on_halt=True)),
+        on_state_change=flaky_store,
+    )  # fmt: skip
+    try:
+        await trade(v, Side.BUY, "0.1")
+        with capture_logs() as logs:
+            svc.set_kill_switch(True)
+            for _ in range(500):
+                await asyncio.sleep(0.01)
+                if saved:
+                    break
+        assert await eth(v) == 0  # flattened although the store failed
+        assert saved == ["halted"]  # persisted at the next tick
+        assert "breakers" in health_at_call[1]  # unhealthy while the breaker loop was failing
+        failed = [e for e in logs if e["event"] == "risk.loop_failed"]
+        assert [(e["loop"], e["log_level"]) for e in failed] == [("breakers", "error")]
+        assert "database is locked" in failed[0]["error"]
+        assert svc.healthy()  # recovered
+        assert svc.state[OURS] is TradingState.HALTED
     finally:
         await svc.close()

@@ -2,7 +2,8 @@
 
 Two budgets (hyperliquid-api.md 7):
 
-* per IP, 1,200 weight a minute over every REST request: ``WeightLimiter`` makes the caller wait;
+* per IP, 1,200 weight a minute over every REST request: ``WeightLimiter`` makes the caller wait, and counts
+  what was spent (``WeightLimiter.stats``: the last minute's weight, HTTP 429 answers, retries, give-ups);
 * per address, actions only: 10,000 + 1 per USDC of cumulative volume (``userRateLimit``), a batch of
   n orders counting n, cancels allowed ``min(cap + 100000, 2 * cap)``. ``AddressBudget`` counts what
   we send between refreshes and refuses locally (``RateLimited``) before the venue would.
@@ -15,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -50,11 +53,34 @@ def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> 
     return rng.uniform(0.0, ceiling)
 
 
+@dataclass(frozen=True, slots=True)
+class WeightStats:
+    """What the REST client spent of the IP budget: weight in the last 60 s and since start, requests,
+    HTTP 429 answers (the venue refused: our budget and the venue's disagree), retries of transient
+    failures, requests given up after the retries, and seconds spent waiting for weight."""
+
+    weight_last_minute: int = 0
+    weight_total: int = 0
+    requests: int = 0
+    rate_limited: int = 0
+    retries: int = 0
+    give_ups: int = 0
+    waited_secs: float = 0.0
+
+    def text(self) -> str:
+        """One line for a view or a log."""
+        return (
+            f"weight {self.weight_last_minute}/min, 429s {self.rate_limited}, retries {self.retries}, "
+            f"give-ups {self.give_ups}"
+        )
+
+
 class WeightLimiter:
     """Async token bucket: ``per_minute`` weight, refilled continuously, bursts up to ``per_minute``.
 
     ``acquire`` waits (FIFO) until the weight is there instead of letting the venue answer 429.
-    Clock and sleep are injectable so tests need no real time.
+    Clock and sleep are injectable so tests need no real time. The client reports its 429s, retries and
+    give-ups (``note_*``) so that ``stats`` tells the whole story of the IP budget.
     """
 
     def __init__(
@@ -73,6 +99,14 @@ class WeightLimiter:
         self._tokens = self.capacity
         self._stamp = clock()
         self._lock = asyncio.Lock()
+        self._spent: deque[tuple[float, int]] = deque()  # (time, weight) of the last 60 s
+        self._minute_weight = 0
+        self._total = 0
+        self._requests = 0
+        self._rate_limited = 0
+        self._retries = 0
+        self._give_ups = 0
+        self._waited = 0.0
 
     def _refill(self) -> None:
         now = self._clock()
@@ -99,6 +133,9 @@ class WeightLimiter:
                 waited += delay
                 self._refill()
             self._tokens -= weight
+        self._requests += 1
+        self._waited += waited
+        self._count(weight)
         return waited
 
     def charge(self, weight: int) -> None:
@@ -106,6 +143,42 @@ class WeightLimiter:
         if weight > 0:
             self._refill()
             self._tokens -= weight
+            self._count(weight)
+
+    def _count(self, weight: int) -> None:
+        now = self._clock()
+        self._spent.append((now, weight))
+        self._minute_weight += weight
+        self._total += weight
+        self._expire(now)
+
+    def _expire(self, now: float) -> None:
+        while self._spent and self._spent[0][0] <= now - 60.0:
+            self._minute_weight -= self._spent.popleft()[1]
+
+    def note_retry(self, *, rate_limited: bool) -> None:
+        """A transient failure is retried (``rate_limited``: the venue answered 429)."""
+        self._retries += 1
+        self._rate_limited += rate_limited
+
+    def note_give_up(self, *, rate_limited: bool) -> None:
+        """A transient failure outlasted the retries."""
+        self._give_ups += 1
+        self._rate_limited += rate_limited
+
+    @property
+    def stats(self) -> WeightStats:
+        """The counters now (see ``WeightStats``)."""
+        self._expire(self._clock())
+        return WeightStats(
+            weight_last_minute=self._minute_weight,
+            weight_total=self._total,
+            requests=self._requests,
+            rate_limited=self._rate_limited,
+            retries=self._retries,
+            give_ups=self._give_ups,
+            waited_secs=round(self._waited, 3),
+        )
 
 
 RateLimitFetcher = Callable[[], Awaitable[RateLimitStatus]]

@@ -218,7 +218,9 @@ class HyperliquidClient:
                 error = classify_failure(path, exc)
                 if error is None:
                     raise
+            rate_limited = isinstance(error, TransientError) and error.status == 429
             if isinstance(error, TransientError) and attempt < self._config.max_retries:
+                self.limiter.note_retry(rate_limited=rate_limited)
                 delay = backoff_delay(
                     attempt, self._config.backoff_base_secs, self._config.backoff_cap_secs, self._rng
                 )
@@ -232,6 +234,7 @@ class HyperliquidClient:
             if isinstance(error, OutcomeUnknown):
                 log.warning("venue.outcome_unknown", path=path, request=what, nonce=nonce(), error=error.text)
             elif isinstance(error, TransientError):
+                self.limiter.note_give_up(rate_limited=rate_limited)
                 log.warning("venue.gave_up", path=path, request=what, attempts=attempt + 1, error=error.text)
             else:
                 log.warning("venue.http_rejected", path=path, request=what, error=str(error))
