@@ -45,7 +45,7 @@ async def _run(exchange: EmbeddedExchange, store: Store, leader: SimVenue) -> Co
     )  # fmt: skip
     try:
         await service.follow(FOLLOWER, LEADER, TENTH)
-        run = CopyRun(service, venue, store, FOLLOWER, RunStats(labels={LEADER: "leader"}), Console(),  # type: ignore[arg-type]
+        run = CopyRun(service, venue, store, FOLLOWER, RunStats(labels={LEADER: "leader"}), Console(),
                       clock=exchange.clock.now_ms)  # fmt: skip
         await run.begin()
         await service.start()

@@ -49,6 +49,7 @@ from hyperfollow.copy.model import CopyMode, ExecutionStyle, FollowSettings, Sto
 from hyperfollow.copy.service import CopyService, ServiceConfig
 from hyperfollow.copy.state import CopyEvent, EventKind
 from hyperfollow.domain.model import AccountSnapshot
+from hyperfollow.ports.venue import Venue
 from hyperfollow.risk.exits import ExitPolicy
 from hyperfollow.risk.gate import TradingState
 from hyperfollow.risk.service import RiskService
@@ -250,12 +251,13 @@ class CopyRun:
     def __init__(
         self,
         service: CopyService,
-        venue: HyperliquidVenue,
+        venue: Venue,
         store: Store,
         follower: str,
         stats: RunStats,
         console: Console,
         *,
+        rest_stats: Callable[[], WeightStats] | None = None,
         title: str = "hyperfollow copy",
         clock: Callable[[], int] | None = None,
         sample_ms: int = 60_000,
@@ -266,6 +268,7 @@ class CopyRun:
     ) -> None:
         self.service = service
         self.venue = venue
+        self.rest_stats = rest_stats  # the REST client's counters (None: a venue without one)
         self.store = store
         self.follower = follower.lower()
         self.stats = stats
@@ -288,8 +291,12 @@ class CopyRun:
         service.on_event(stats.on_event)
 
     @property
-    def venue_stats(self) -> WeightStats:
-        return self.venue.client.limiter.stats
+    def venue_stats(self) -> WeightStats | None:
+        return self.rest_stats() if self.rest_stats is not None else None
+
+    def _weight_total(self) -> int:
+        stats = self.venue_stats
+        return stats.weight_total if stats is not None else 0
 
     def risk_health(self) -> dict[str, str] | None:
         return self.risk.health() if self.risk is not None else None
@@ -326,13 +333,13 @@ class CopyRun:
         next_sample = self.clock() + self.sample_ms
         next_line = self.started + self.line_secs
         next_read = self.started + min(self.read_secs, self.refresh_secs)
-        next_minute, minute_start = self.started + 60, self.venue_stats.weight_total
+        next_minute, minute_start = self.started + 60, self._weight_total()
         live = Live(console=self.console, refresh_per_second=2, transient=False) if self.interactive else None
         with live if live is not None else contextlib.nullcontext():
             while not stop.is_set():
                 now = time.monotonic()
                 if now >= next_minute:
-                    total = self.venue_stats.weight_total
+                    total = self._weight_total()
                     self.weight_per_minute.append(total - minute_start)
                     next_minute, minute_start = next_minute + 60, total
                 if deadline is not None and now >= deadline:
@@ -535,7 +542,10 @@ async def run_copy(
             labels={s.leader: s.label for s in config.follows},
             takers=frozenset(s.leader for s in config.follows if _taker(s.settings)),
         )
-        run = CopyRun(service, venue, store, follower, stats, console, interactive=interactive)
+        run = CopyRun(
+            service, venue, store, follower, stats, console, interactive=interactive,
+            rest_stats=lambda: venue.client.limiter.stats,
+        )  # fmt: skip
         await run.begin()
         for event in await service.start():
             console.print(f"start-up: {event.kind.value} {event.coin} {event.cloid} {event.reason}")

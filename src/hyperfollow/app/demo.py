@@ -220,11 +220,10 @@ async def _copy(
         run = CopyRun(
             service, venue, store, follower, stats, console, title=f"hyperfollow demo {options.speed:g}x",
             clock=exchange.clock.now_ms, sample_ms=60_000, read_secs=0.5, interactive=options.interactive,
+            rest_stats=lambda: venue.client.limiter.stats,
         )  # fmt: skip
         await run.begin()
         await service.start()
-        risk = await start_risk({follower: venue}, store, clock=exchange.clock.now_ms, owns=service.owns)
-        run.risk = risk
         risk_counts = {"stops placed": 0, "stops moved": 0, "exits": 0}
 
         def count_risk(event: RiskEvent) -> None:
@@ -234,7 +233,10 @@ async def _copy(
             elif event.kind == "close":
                 risk_counts["exits"] += 1
 
-        risk.listeners.append(count_risk)
+        risk = await start_risk(
+            {follower: venue}, store, clock=exchange.clock.now_ms, owns=service.owns, listeners=[count_risk]
+        )
+        run.risk = risk
         console.print(
             f"follower funded with {options.follower_usd:,.0f} USDC copies: "
             + "; ".join(p.label for p in picks)

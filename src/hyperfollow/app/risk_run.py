@@ -12,12 +12,12 @@ what they are for. (It is the right tool for accounts that rest entries without 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from hyperfollow.copy.state import Ledger
 from hyperfollow.ports.venue import Venue
 from hyperfollow.risk.exits import ExitPolicy
-from hyperfollow.risk.service import RiskService, RiskSettings
+from hyperfollow.risk.service import RiskEvent, RiskService, RiskSettings
 from hyperfollow.store import Store
 from hyperfollow.store.risk_persist import RiskPersistence
 
@@ -30,9 +30,11 @@ async def start_risk(
     owns: Callable[[str], bool],
     settings: RiskSettings | None = None,
     policy_for: Callable[[str, str], ExitPolicy] | None = None,
+    listeners: Sequence[Callable[[RiskEvent], None]] = (),
 ) -> RiskService:
     """Restore the accounts' holdings and trading states from ``store``, start the risk service, return it
-    (close it after). A HALTED account stays halted across restarts: only a manual reset ends a halt."""
+    (close it after). A HALTED account stays halted across restarts: only a manual reset ends a halt.
+    ``listeners`` hear every risk event from the start (the stops placed for positions already open too)."""
     persist = RiskPersistence(store, clock=clock)
     restore = await persist.restore(list(venues))
     states = {a: state for a in venues if (state := await persist.latest_state(a)) is not None}
@@ -47,6 +49,7 @@ async def start_risk(
         restore_states=states,
         policy_for=policy_for,
     )
+    risk.listeners.extend(listeners)
     await risk.start()
     return risk
 
