@@ -223,7 +223,6 @@ async def _copy(
             rest_stats=lambda: venue.client.limiter.stats,
         )  # fmt: skip
         await run.begin()
-        await service.start()
         risk_counts = {"stops placed": 0, "stops moved": 0, "exits": 0}
 
         def count_risk(event: RiskEvent) -> None:
@@ -237,6 +236,7 @@ async def _copy(
             {follower: venue}, store, clock=exchange.clock.now_ms, owns=service.owns, listeners=[count_risk]
         )
         run.risk = risk
+        await service.start()  # after the risk service: it sees the copies open (none is "unknown")
         console.print(
             f"follower funded with {options.follower_usd:,.0f} USDC copies: "
             + "; ".join(p.label for p in picks)

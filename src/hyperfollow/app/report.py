@@ -85,7 +85,8 @@ class CopyReport:
             return None
         per_min = list(self.weight_per_minute) or [self.venue.weight_last_minute]
         return (
-            f"weight/min max {max(per_min)}, mean {sum(per_min) / len(per_min):.0f} "
+            f"weight/min max {max(per_min)}, mean {sum(per_min) / len(per_min):.0f} of "
+            f"{self.venue.budget_per_minute:,} "
             f"({' '.join(str(w) for w in per_min)}); HTTP 429s {self.venue.rate_limited}, "
             f"retries {self.venue.retries}, give-ups {self.venue.give_ups}"
         )

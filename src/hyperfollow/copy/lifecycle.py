@@ -9,12 +9,13 @@ trade (``Settlement``: the offsetting parts, moved at the mark).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from hyperfollow.copy.guards import adverse_drift_pct, resolve_cross, resolve_leverage
 from hyperfollow.copy.model import (
+    CopyIntent,
     Decision,
     ExistingPositions,
     FollowSettings,
@@ -224,6 +225,27 @@ def is_settlement(fill: Fill) -> bool:
 
 def _sign(x: Decimal) -> int:
     return (x > 0) - (x < 0)
+
+
+def against_net(intents: Sequence[CopyIntent], net: Callable[[str], Decimal]) -> list[CopyIntent]:
+    """``intents`` as the account's net position lets them go, in order (``net(coin)``: the follower's
+    position summed over every follow, what the venue holds).
+
+    One account holds every follow's share netted: beside an opposite share, closing ours moves the net
+    *towards the other share*, past what the venue holds on our side, which a reduce-only order may not do
+    ("Reduce only order would increase position"). Such a close goes as a plain order of the same size (the
+    share it closes is still exactly ours); a close the net covers stays reduce-only.
+    """
+    nets: dict[str, Decimal] = {}
+    out: list[CopyIntent] = []
+    for intent in intents:
+        held = nets[intent.coin] if intent.coin in nets else net(intent.coin)
+        on_our_side = held if intent.side is Side.SELL else -held
+        if intent.reduce_only and on_our_side < intent.size:
+            intent = replace(intent, reduce_only=False)
+        nets[intent.coin] = held + (intent.size if intent.side is Side.BUY else -intent.size)
+        out.append(intent)
+    return out
 
 
 def net_to_close(shares: Mapping[str, Decimal], venue_position: Decimal) -> Decimal:

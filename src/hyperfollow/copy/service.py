@@ -37,7 +37,7 @@ import structlog
 from hyperfollow.copy import closing, startup
 from hyperfollow.copy.delta_loop import DeltaLoop
 from hyperfollow.copy.journal import CopyJournal, Cursor, Follow, advance_cursor
-from hyperfollow.copy.lifecycle import decide_join
+from hyperfollow.copy.lifecycle import against_net, decide_join
 from hyperfollow.copy.mids import MidsCache
 from hyperfollow.copy.mirror_loop import MirrorLoop, Pump, Received
 from hyperfollow.copy.model import (
@@ -412,6 +412,7 @@ class CopyService:
         venue answers (``Sender.execute``'s ``until_answered``), rather than recorded as rejected.
         ``catch_up``: the decision catches up on missed leader fills (its events say so)."""
         wanted, skipped = intents(decision), skips(decision)
+        wanted = against_net(wanted, lambda coin: self.ledger.net_position(follow.follower, coin))
         reconcile = False
         if wanted:  # leader health, flip guard, pre-trade gate: refusals become skips
             wanted, refused, reconcile = await self.risk.screen(follow, wanted)

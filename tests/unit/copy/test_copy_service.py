@@ -14,7 +14,7 @@ import pytest
 from hyperfollow.adapters.sim import SimVenue
 from hyperfollow.copy.closing import CLOSE_ATTEMPTS
 from hyperfollow.copy.journal import EntryState, Follow, InMemoryJournal
-from hyperfollow.copy.lifecycle import is_settlement
+from hyperfollow.copy.lifecycle import against_net, is_settlement
 from hyperfollow.copy.model import (
     CopyIntent,
     CopyMode,
@@ -578,3 +578,58 @@ async def test_our_own_fills_never_make_a_copy_wait_for_the_follower_snapshot(wo
     await asyncio.sleep(0.1)
     assert reads  # the background refresh ran
     assert (await svc.follower_snapshot(F1)) is not first
+
+
+async def test_a_leaders_close_copied_beside_an_opposite_follow_moves_the_net_to_the_other_share(
+    world: World,
+) -> None:
+    """LEADER long and LEADER2 short on one account: the venue is net flat. LEADER closes: our copy of
+    that close must leave the account short LEADER2's share (a reduce-only order would be refused)."""
+    svc = await _opposite(world, "1", "1")
+    assert await world.position(F1) == 0
+    await world.trade(LEADER, Side.SELL, "1", reduce_only=True)
+    await svc.settle()
+    assert world.kinds(EventKind.REJECTED) == []
+    assert svc.ledger.positions_of(F1, LEADER) == {}
+    assert svc.ledger.positions_of(F1, LEADER2) == {"ETH": D("-0.1")}
+    assert await world.position(F1) == D("-0.1")  # LEADER2's share, as its leader still holds
+    await world.trade(LEADER2, Side.BUY, "1", reduce_only=True)  # and the other close is a plain close
+    await svc.settle()
+    assert world.kinds(EventKind.REJECTED) == []
+    assert await world.position(F1) == 0
+    assert svc.ledger.positions_of(F1, LEADER2) == {}
+
+
+@pytest.mark.parametrize(
+    ("net", "closes_long", "reduce_only"),
+    [
+        ("0.3", True, True),  # the net holds our whole share on our side: reduce-only
+        ("0.1", True, True),  # exactly: still reduce-only
+        ("0.05", True, False),  # an opposite share nets part of ours away: plain order
+        ("0", True, False),  # net flat beside an opposite share
+        ("-0.2", False, True),  # a short share closed by a buy, covered by the net
+        ("0.2", False, False),  # a short share while the net is long
+    ],
+)
+def test_a_close_is_reduce_only_only_where_the_net_covers_it(
+    net: str, closes_long: bool, reduce_only: bool
+) -> None:
+    close = replace(
+        _intent("0x" + "c" * 32), side=Side.SELL if closes_long else Side.BUY, reduce_only=True, leg="close"
+    )
+    [out] = against_net([close], lambda _coin: D(net))
+    assert (out.reduce_only, out.size, out.side, out.cloid) == (
+        reduce_only,
+        close.size,
+        close.side,
+        close.cloid,
+    )
+
+
+def test_against_net_follows_the_net_through_a_decision() -> None:
+    """A flip's close is covered by the net; the open after it never becomes reduce-only."""
+    close = replace(_intent("0x" + "c" * 32), side=Side.SELL, reduce_only=True, leg="close")
+    opens = replace(_intent("0x" + "d" * 32), side=Side.SELL, leg="open")
+    second = replace(_intent("0x" + "e" * 32), side=Side.SELL, reduce_only=True, leg="close")
+    out = against_net([close, opens, second], lambda _coin: D("0.1"))
+    assert [i.reduce_only for i in out] == [True, False, False]  # after the first two the net is -0.1

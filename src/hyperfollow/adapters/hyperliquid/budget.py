@@ -60,6 +60,7 @@ class WeightStats:
     failures, requests given up after the retries, and seconds spent waiting for weight."""
 
     weight_last_minute: int = 0
+    budget_per_minute: int = 1200  # the IP budget the limiter spends
     weight_total: int = 0
     requests: int = 0
     rate_limited: int = 0
@@ -70,8 +71,8 @@ class WeightStats:
     def text(self) -> str:
         """One line for a view or a log."""
         return (
-            f"weight {self.weight_last_minute}/min, 429s {self.rate_limited}, retries {self.retries}, "
-            f"give-ups {self.give_ups}"
+            f"weight {self.weight_last_minute}/min of {self.budget_per_minute}, 429s {self.rate_limited}, "
+            f"retries {self.retries}, give-ups {self.give_ups}"
         )
 
 
@@ -172,6 +173,7 @@ class WeightLimiter:
         self._expire(self._clock())
         return WeightStats(
             weight_last_minute=self._minute_weight,
+            budget_per_minute=int(self.capacity),
             weight_total=self._total,
             requests=self._requests,
             rate_limited=self._rate_limited,
