@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from enum import StrEnum
 from itertools import pairwise
+from typing import Any
 
 from hyperfollow.domain.model import Fill, Side
 
@@ -167,13 +168,20 @@ def merge(piece: Sequence[Fill]) -> Fill:
         size=size,
         price=price,
         direction=direction,
-        time_ms=max(f.time_ms for f in piece),
-        closed_pnl=sum((f.closed_pnl for f in piece), Decimal(0)),
-        fee=sum((f.fee for f in piece), Decimal(0)),
-        builder_fee=sum((f.builder_fee for f in piece), Decimal(0)),
-        crossed=any(f.crossed for f in piece),
-        liquidation=any(f.liquidation for f in piece),
+        **_totals(piece),
     )
+
+
+def _totals(fills: Sequence[Fill]) -> dict[str, Any]:
+    """What the fills of one move add up to: latest time, summed PnL and fees, any crossed or liquidation."""
+    return {
+        "time_ms": max(f.time_ms for f in fills),
+        "closed_pnl": sum((f.closed_pnl for f in fills), Decimal(0)),
+        "fee": sum((f.fee for f in fills), Decimal(0)),
+        "builder_fee": sum((f.builder_fee for f in fills), Decimal(0)),
+        "crossed": any(f.crossed for f in fills),
+        "liquidation": any(f.liquidation for f in fills),
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,11 +228,6 @@ def net_fills(fills: Sequence[Fill], *, from_flat: bool = False) -> Net:
         price=price,
         start_position=begin,
         direction=direction,
-        time_ms=max(f.time_ms for f in fills),
-        closed_pnl=sum((f.closed_pnl for f in fills), Decimal(0)),
-        fee=sum((f.fee for f in fills), Decimal(0)),
-        builder_fee=sum((f.builder_fee for f in fills), Decimal(0)),
-        crossed=any(f.crossed for f in fills),
-        liquidation=any(f.liquidation for f in fills),
+        **_totals(fills),
     )
     return Net(start, end, through_zero, breaks, fill)
