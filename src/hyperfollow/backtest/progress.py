@@ -4,7 +4,8 @@ The replay loop calls ``advance()`` per event (or ``update(processed)`` with a r
 kept here and handed to rich only every ``refresh_every`` events and at the end, so a tick costs an
 integer add and a compare; rich redraws on its own thread a few times a second. Nothing is drawn when the
 bar is disabled or the console is not a terminal (a pipe, a log file, CI): the counting still works, so a
-caller can read ``processed`` either way.
+caller can read ``processed`` either way. A call costs about 90 ns: a loop that aims at a million events a
+second ticks once per batch (``advance(len(batch))``) rather than per event.
 
     with ReplayProgress(total=len(events), description="copy 0xabc") as bar:
         for event in events:

@@ -22,12 +22,12 @@ import io
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
 from html import escape
 from pathlib import Path
 
 import msgspec
+import numpy as np
 
 from hyperfollow.backtest import plots
 from hyperfollow.backtest.metrics import (
@@ -119,14 +119,14 @@ def summary_json(metrics: Metrics, result: BacktestResult) -> bytes:
     return summary(metrics, result).to_json()
 
 
+def utc_times(ms: Sequence[int]) -> list[str]:
+    """Venue milliseconds as ISO 8601 UTC times to the millisecond (``2024-11-30T20:53:20.000Z``)."""
+    stamps = np.asarray(ms, dtype=np.int64).astype("datetime64[ms]")
+    return [str(s) for s in np.datetime_as_string(stamps, unit="ms", timezone="UTC")]
+
+
 def utc(ms: int) -> str:
-    """Venue milliseconds as an ISO 8601 UTC time, to the millisecond."""
-    seconds, millis = divmod(ms, 1000)
-    return (
-        datetime.fromtimestamp(seconds, UTC)
-        .replace(microsecond=millis * 1000)
-        .isoformat(timespec="milliseconds")
-    )
+    return utc_times([ms])[0]
 
 
 TRADE_COLUMNS = (
@@ -185,8 +185,9 @@ def equity_csv(result: BacktestResult) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(("ts_ms", "time_utc", "equity_usd", "drawdown_pct"))
-    for (ts, equity), down in zip(result.equity, dd.tolist(), strict=True):
-        writer.writerow((ts, utc(ts), plain(equity), fixed(down)))
+    times = utc_times([ts for ts, _ in result.equity])
+    for (ts, equity), when, down in zip(result.equity, times, dd.tolist(), strict=True):
+        writer.writerow((ts, when, plain(equity), fixed(down)))
     return buf.getvalue()
 
 

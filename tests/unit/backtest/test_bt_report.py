@@ -207,7 +207,7 @@ def test_equity_csv_is_exact(written: tuple[Path, BacktestResult]) -> None:
     assert [(int(r["ts_ms"]), D(r["equity_usd"])) for r in rows] == list(result.equity)
     worst = max(float(r["drawdown_pct"]) for r in rows)
     assert worst == pytest.approx(compute_metrics(result).max_drawdown_pct, abs=1e-6)
-    assert rows[0]["time_utc"] == "2024-11-30T20:53:20.000+00:00"
+    assert rows[0]["time_utc"] == "2024-11-30T20:53:20.000Z"
 
 
 def test_html_is_offline_and_well_formed(written: tuple[Path, BacktestResult]) -> None:
