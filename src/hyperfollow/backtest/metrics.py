@@ -10,8 +10,9 @@ The data model (what a replay produces; money is ``Decimal``, times are venue ep
       mark update, or every minute): drawdown is measured on these points, Sharpe and Sortino on their
       resampling (below). No deposits or withdrawals: every change of equity is trading.
   ``trades``
-      ``Sequence[Trade]``: closed round trips, see ``Trade``. A position still open at the end of the run
-      counts only if the replay closes it (at the last mark); otherwise it is in the equity, not the trades.
+      ``Sequence[Trade]``: closed round trips, see ``Trade``; ``roundtrips.round_trips`` builds them from the
+      run's ``(owner, Fill)`` and ``FundingPaid`` events. A position still open at the end of the run counts
+      only if the replay closes it (at the last mark); otherwise it is in the equity, not the trades.
   ``skips_by_reason``
       ``Mapping[str, int]``: signals not acted on, by the skip reason's name (``SKIP_MIN_NOTIONAL``...).
   ``models``
