@@ -125,7 +125,8 @@ def trades_on_price_png(coin: str, prices: Sequence[PricePoint], trades: Sequenc
         ax.add_collection(LineCollection(list(segments), colors=list(colours), linewidths=0.8, alpha=0.6))
     ax.set_title(f"{coin}: {len(trades)} trades")
     ax.set_ylabel("price")
-    ax.legend(loc="best", fontsize="small")
+    if prices or trades:
+        ax.legend(loc="best", fontsize="small")
     ax.grid(alpha=0.3)
     _time_axis(ax)
     return _png(fig)

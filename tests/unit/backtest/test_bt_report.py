@@ -8,6 +8,7 @@ import io
 import json
 import math
 import re
+import warnings
 from decimal import Decimal
 from html.parser import HTMLParser
 from pathlib import Path
@@ -139,7 +140,7 @@ def test_the_folder_has_every_file(written: tuple[Path, BacktestResult]) -> None
 def test_summary_is_byte_identical_for_identical_input(tmp_path: Path) -> None:
     write_report(tmp_path / "a", sample_result())
     write_report(tmp_path / "b", sample_result())  # built again: equal, not the same objects
-    for name in ("summary.json", "trades.csv", "equity.csv", "equity.png"):
+    for name in ("summary.json", "trades.csv", "equity.csv", "equity.png", "report.html"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     write_report(tmp_path / "c", sample_result(seed=8))
     assert (tmp_path / "c" / "summary.json").read_bytes() != (tmp_path / "a" / "summary.json").read_bytes()
@@ -258,6 +259,19 @@ def test_html_says_when_a_model_is_not_stated(tmp_path: Path) -> None:
     assert "no trades" in page
     assert "no price series given" in page
     assert page.count("<img ") == 1  # equity only
+
+
+def test_odd_inputs_still_make_a_report(tmp_path: Path) -> None:
+    """A coin with prices and no trades, one with an empty price series, a trade with no prices, one
+    flat return, one equity point."""
+    t = Trade("ETH", Side.SELL, T0, T0 + MIN, D(10), D(10), D(1), D(0), D(0), "o")
+    result = BacktestResult(equity=[(T0, D(1000))], trades=[t], prices={"BTC": [(T0, D(1))], "SOL": []})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no matplotlib complaint either
+        files = write_report(tmp_path, result)
+    page = files.html.read_text()
+    assert page.count("<img ") == 4  # equity, BTC, SOL, returns
+    assert json.loads(files.summary.read_text())["trades"] == 1
 
 
 def test_html_escapes_what_the_run_names(tmp_path: Path) -> None:
