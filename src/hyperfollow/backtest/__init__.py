@@ -1,0 +1,1 @@
+"""Backtests: the replay loop, its latency models, metrics and reports."""
