@@ -9,9 +9,10 @@ timestamp plus a latency (fixed, or drawn from a seeded RNG), and a feed stays f
 ``Replay.run`` delivers every record, in the order of ``(visible time, source index, position in the
 source)``, to its source's handler or to the run's ``on_event``. The order is the one a heap merge over
 that key gives; it is computed a batch at a time with a stable sort, so a tie is always broken the same way.
-Before each delivery the simulated time moves to the record's visible time, and ``set_time(ns)`` (when
-given) is called with it: that callback is how the replay drives an outside clock, e.g. a simulated
-``Clock``. Time never goes back.
+Before each delivery the simulated time moves to the record's visible time (before each action, to its
+due time), and ``set_time(ns)``, when given, is called whenever that time changes: the one callback
+through which the replay drives an outside clock (a simulated ``Clock`` plugs in there). Time never goes
+back.
 
 Callbacks act through a ``ReplayContext``: ``submit(action)`` reaches ``on_action`` (the venue) after the
 order-latency model, ``respond(event)`` reaches ``on_event`` (the strategy) after the response latency,
@@ -32,6 +33,7 @@ its own source over the same records with zero latency and ``handler=venue.on_ma
 from __future__ import annotations
 
 import heapq
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import count, islice
@@ -199,7 +201,7 @@ class ReplayContext:
 
     @property
     def now(self) -> int:
-        """The simulated time in ns: the visible time of the record being delivered, or the action's."""
+        """The simulated time in ns: the record's visible time or the action's due time (0 before either)."""
         return self._now
 
     def submit(self, action: object) -> None:
@@ -307,7 +309,7 @@ class Replay:
         self._models = {
             **{
                 f"data latency, {s.name or f'source {k}'}": s.latency.describe()
-                for k, s in enumerate(sources)
+                for k, s in enumerate(self._sources)
             },
             "order latency": self.order_latency.describe(),
             "response latency": self.response_latency.describe(),
@@ -412,6 +414,7 @@ class _Loop:
         self.events = 0
         self.actions = 0
         self.first: int | None = None
+        self.synced = False  # set_time has been told the time at least once
         self.stopped = False  # a callback called stop()
         self.past_limit = False  # a record beyond until_ns was reached
         self.going = True
@@ -448,7 +451,8 @@ class _Loop:
         ctx._outbox.clear()
 
     def _advance(self, ts: int) -> None:
-        if ts != self.ctx._now:
+        if ts != self.ctx._now or not self.synced:
+            self.synced = True
             self.ctx._now = ts
             if self.set_time is not None:
                 self.set_time(ts)
@@ -474,7 +478,7 @@ class _Loop:
     ) -> None:
         """Deliver records at their visible times (the hot path); ``going`` turns False when the run ends."""
         if limit is not None and vis and vis[-1] > limit:
-            keep = int(np.searchsorted(np.asarray(vis), limit, side="right"))
+            keep = bisect_right(vis, limit)
             self.deliver(vis[:keep], evs[:keep], handler, None if handlers is None else handlers[:keep], None)
             self.past_limit = True
             self.going = False
@@ -487,7 +491,8 @@ class _Loop:
         outbox = ctx._outbox
         heap = self.heap
         set_time = self.set_time
-        last = ctx._now
+        last: int | None = ctx._now if self.synced else None  # the first delivery always sets the time
+        self.synced = True
         done = 0
         if handlers is None:
             for v, ev in zip(vis, evs, strict=True):

@@ -139,10 +139,12 @@ def test_an_order_takes_effect_after_the_order_latency_and_after_what_was_visibl
 
 def test_venue_answers_reach_the_strategy_after_the_response_latency() -> None:
     got: list[tuple[int, Any]] = []
+    clock: list[int] = []
     replay = Replay(
         [Source.of(records([0, 1_000], 0))],
         order_latency=FixedLatency(5),
         response_latency=FixedLatency(7),
+        set_time=clock.append,
     )
     ctx = replay.context
 
@@ -156,6 +158,7 @@ def test_venue_answers_reach_the_strategy_after_the_response_latency() -> None:
 
     replay.run(strategy, venue)
     assert got == [(0, (0, 0, 0)), (12, ("filled", "order", 5)), (1_000, (1_000, 0, 1))]
+    assert clock == [0, 5, 12, 1_000]  # the clock is told every time: the first, actions, answers
 
 
 def test_a_venue_source_sees_the_market_at_venue_time_while_the_strategy_sees_it_late() -> None:
