@@ -269,7 +269,7 @@ class _Cursor:
             ts = np.asarray(ts_raw, dtype=np.int64)
             n = len(evs)
             if ts.ndim != 1 or len(ts) != n:
-                raise ReplayError(f"{self.name}: a batch has {len(ts)} timestamps for {n} records")
+                raise ReplayError(f"{self.name}: a batch has {ts.size} timestamps for {n} records")
             if n == 0:
                 continue
             back = np.flatnonzero(np.diff(ts) < 0)
