@@ -1,2 +1,3 @@
-"""Backtests: replay recorded or synthetic markets through the same trading code on a simulated clock,
-then measure the run (``metrics``) and write its report (``report``)."""
+"""Backtests: replay recorded or synthetic markets through the same trading code on a simulated clock
+(``replay``: the loop and its latency models), then measure the run (``metrics``) and write its report
+(``report``)."""
