@@ -15,7 +15,7 @@ import json
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, cast
 
 import ijson  # type: ignore[import-untyped]
 
@@ -57,7 +57,7 @@ def open_binary(path: str | Path) -> Iterator[io.BufferedIOBase]:
 def open_text(path: str | Path) -> Iterator[IO[str]]:
     """The file as UTF-8 text (see ``open_binary``); newlines are left as they are (CSV needs that)."""
     with open_binary(path) as stream:
-        yield io.TextIOWrapper(stream, encoding="utf-8", newline="")
+        yield io.TextIOWrapper(cast(IO[bytes], stream), encoding="utf-8", newline="")
 
 
 def lines(path: str | Path) -> Iterator[tuple[int, str]]:

@@ -1,0 +1,1 @@
+"""Backtests: recorded data, the replay loop on a simulated clock, models, metrics and reports."""
