@@ -194,10 +194,15 @@ def test_ui_trade_history_export_reconstructed() -> None:
     # every direction agrees with the reconstructed position it starts from
     for f in fills:
         start, size = f.start_position, f.size
-        assert {
-            "Open Long": start >= 0, "Open Short": start <= 0, "Close Long": start >= size,
-            "Close Short": start <= -size, "Long > Short": 0 < start < size, "Short > Long": -size < start < 0,
-        }[f.direction], f  # fmt: skip
+        agrees = {
+            "Open Long": start >= 0,
+            "Open Short": start <= 0,
+            "Close Long": start >= size,
+            "Close Short": start <= -size,
+            "Long > Short": 0 < start < size,
+            "Short > Long": -size < start < 0,
+        }
+        assert agrees[f.direction], f
     # the chain is continuous but where the export contradicts itself (counted as restarts)
     assert _breaks(fills) == history.restarts == 11
     # synthetic ids: unique tids, one oid (and hash) per sweep, the same on every load
@@ -245,7 +250,8 @@ def test_fill_csv_backups_of_the_venue_fields() -> None:
     by_coin: dict[str, int] = defaultdict(int)
     for f in scorpius.fills:
         by_coin[f.coin] += 1
-    assert by_coin["BTC"] == 49 and by_coin["HYPE"] == 14
+    assert by_coin["BTC"] == 49
+    assert by_coin["HYPE"] == 14
 
 
 @pytest.mark.parametrize(

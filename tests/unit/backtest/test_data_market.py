@@ -162,7 +162,8 @@ def test_candle_files_in_every_vendored_layout() -> None:
         169, 1753380000000, 1753383599999, Decimal("119198.0"), 12634,
     )  # fmt: skip
     zec = [e.item for e in market_events(vendored("real/leader_copyscalper_202511/candles_ZEC_5m.json.gz"))]
-    assert len(zec) == 962 and {c.interval for c in zec} == {"5m"}
+    assert len(zec) == 962
+    assert {c.interval for c in zec} == {"5m"}
     daily = [
         e.item for e in candles(vendored("real/candles_claygeo_daily/H1-TREND-DAILY-20260722-001.json.gz"))
     ]
