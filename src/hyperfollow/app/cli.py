@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from hyperfollow.app.download import download_app
 from hyperfollow.app.logging import configure_logging
 from hyperfollow.app.settings import (
     ExchangeSettings,
@@ -32,6 +33,7 @@ app = typer.Typer(
     add_completion=False,
     context_settings={"show_default": True},
 )
+app.add_typer(download_app, name="download")
 console = Console()
 _EXCHANGE = ExchangeSettings()  # the defaults the exchange command's help shows
 
