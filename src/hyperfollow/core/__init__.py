@@ -1,0 +1,1 @@
+"""The trading core, shared by every strategy: clocks (and, next, the market cache, order path and bus)."""
