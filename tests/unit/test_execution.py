@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
@@ -13,6 +12,7 @@ from hyperfollow.copy.journal import EntryState, InMemoryJournal
 from hyperfollow.copy.model import CopyIntent, ExecutionStyle, FollowSettings, MakerFallback
 from hyperfollow.copy.sending import OrderJob, Sender
 from hyperfollow.copy.state import EventHub, EventKind, Ledger
+from hyperfollow.core.clock import LiveClock
 from hyperfollow.domain.errors import OutcomeUnknown
 from hyperfollow.domain.ids import cloid_for
 from hyperfollow.domain.model import L2Book, Level, OrderAck, OrderRequest, Side, Tif
@@ -160,18 +160,17 @@ MAKER_COPY = FollowSettings(
 )
 
 
-class ServiceClock:
-    """The copy service's clock (ms) that moves only when the service sleeps; wall time is another clock."""
+class ServiceClock(LiveClock):
+    """The copy service's clock: its epoch ms move only when the service sleeps; its monotonic time is the
+    wall's (as in the demo, whose epoch time is the venue's accelerated clock)."""
 
     def __init__(self) -> None:
+        super().__init__(wall_ms=lambda: self.ms)
         self.ms = 1_767_225_600_000
         self.sleeps = 0
 
-    def now_ms(self) -> int:
-        return self.ms
-
-    async def sleep(self, secs: float) -> None:
-        self.ms += int(secs * 1000)
+    async def sleep(self, seconds: float) -> None:
+        self.ms += int(seconds * 1000)
         self.sleeps += 1
 
 
@@ -186,10 +185,7 @@ async def _maker_copy(
         reason="leader opened", fill_key="tid:1",
     )  # fmt: skip
     assert await journal.begin([intent], now_ms=clock.now_ms()) == [intent]
-    sender = Sender(
-        {OURS: venue}, journal, Ledger(), EventHub(), clock=clock.now_ms, monotonic=time.perf_counter,
-        sleep=clock.sleep,
-    )  # fmt: skip
+    sender = Sender({OURS: venue}, journal, Ledger(), EventHub(), clock=clock)
     job = OrderJob(OURS, LEADER, intent.to_order(), intent.leg, intent.fill_key, intent.reason)
     return sender, job
 

@@ -1,4 +1,4 @@
-"""What the rest of hyperfollow asks of a venue and of time: one Protocol per role, domain types in and out."""
+"""What the rest of hyperfollow asks of a venue and of time: one Protocol per role, domain types."""
 
 from hyperfollow.ports.clock import Clock, Timer
 from hyperfollow.ports.venue import AccountState, LeaderFeed, MarketData, OrderGateway, Venue
