@@ -352,13 +352,8 @@ class Sender:
     def _maker(self, follower: str) -> MakerExecutor:
         if follower not in self._makers:
             v = self.venues[follower]
-            self._makers[follower] = MakerExecutor(
-                v.gateway,
-                v.market,
-                v.account,
-                sleep=self.clock.sleep,
-                monotonic=lambda: self.now_ms() / 1000,
-            )  # the maker timeout runs on the service's clock, like every other timeout of the service
+            # the maker timeout runs on the service's clock, like every other timeout of the service
+            self._makers[follower] = MakerExecutor(v.gateway, v.market, v.account, clock=self.clock)
         return self._makers[follower]
 
 
