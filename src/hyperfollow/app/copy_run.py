@@ -545,7 +545,7 @@ async def run_copy(
         risk = await start_risk(
             {follower: venue},
             store,
-            clock=service.now_ms,
+            clock=service.clock,
             owns=service.owns,
             policy_for=policy_by_leader(copy_ledger, policies, ExitPolicy()),
         )

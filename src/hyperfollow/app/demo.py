@@ -223,7 +223,7 @@ async def _copy(
         )  # fmt: skip
         await run.begin()
         await service.start()
-        risk = await start_risk({follower: venue}, store, clock=exchange.clock.now_ms, owns=service.owns)
+        risk = await start_risk({follower: venue}, store, clock=clock, owns=service.owns)
         run.risk = risk
         risk_counts = {"stops placed": 0, "stops moved": 0, "exits": 0}
 
