@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import threading
 import time
 
 import pytest
@@ -210,6 +212,61 @@ async def test_a_week_of_one_second_ticks_replays_on_a_sim_clock() -> None:
     assert ticks[0] == 1
     assert ticks[-1] == WEEK_SECS
     assert clock.now_ms() == START_MS + WEEK_SECS * 1000
+
+
+async def test_loops_of_different_periods_interleave_exactly() -> None:
+    """Time jumps straight to a lone sleeper's deadline, but never past another task's (nor to an equal one
+    set earlier: that one goes first)."""
+    clock = SimClock()
+    seen: list[tuple[str, float]] = []
+
+    async def loop(name: str, period: float) -> None:
+        async for _ in every(clock, period):
+            seen.append((name, clock.monotonic()))
+
+    tasks = [asyncio.ensure_future(loop("a", 1.0)), asyncio.ensure_future(loop("b", 1.5))]
+
+    async def stop_at(secs: float) -> None:
+        await clock.sleep(secs)
+        tasks[0].cancel()  # set at 0, before "a" set its tick of 5 s: it goes first
+
+    tasks.append(asyncio.ensure_future(stop_at(5)))
+    await asyncio.sleep(0)
+    await clock.advance(6)
+    tasks[1].cancel()
+    assert seen == [
+        ("a", 1.0), ("b", 1.5), ("a", 2.0), ("b", 3.0), ("a", 3.0), ("a", 4.0), ("b", 4.5), ("b", 6.0),
+    ]  # fmt: skip
+
+
+async def test_a_lone_loop_jumping_through_time_still_lets_the_outside_in() -> None:
+    """Between its jumps the event loop still turns: a socket that becomes readable (found only by the loop's
+    poll) is seen while a lone loop races through simulated time."""
+    clock = SimClock()
+    arrived = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    ticks = [0]
+
+    async def ticker() -> None:
+        async for k in every(clock, 1.0):
+            ticks[0] = k
+
+    ours, theirs = socket.socketpair()
+    loop.add_reader(ours, arrived.set)
+    try:
+        async with clock.auto():
+            task = asyncio.ensure_future(ticker())
+            threading.Timer(0.01, theirs.send, (b"x",)).start()
+            await arrived.wait()  # never returns if the ticker keeps the loop to itself
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task  # still ticking when the outside came in
+    finally:
+        loop.remove_reader(ours)
+        ours.close()
+        theirs.close()
+    assert ticks[0] > 0
+    assert clock.monotonic() >= ticks[0]
 
 
 async def test_every_is_drift_free_and_skips_the_ticks_a_slow_body_missed() -> None:
