@@ -34,6 +34,7 @@ from hyperfollow.adapters.hyperliquid.venue import HyperliquidVenue, connect
 from hyperfollow.copy.model import FollowSettings
 from hyperfollow.copy.service import CopyService, ServiceConfig
 from hyperfollow.copy.state import CopyEvent, EventKind
+from hyperfollow.core.clock import LiveClock
 from hyperfollow.domain.model import OrderRequest, Side, Tif
 from hyperfollow.exchange.embedded import EmbeddedExchange
 from hyperfollow.exchange.server import ServerLimits, running_in_thread
@@ -75,6 +76,7 @@ async def _run_once(folder: Path) -> tuple[list[float], list[float]]:
             {follower.account.address: follower},
             StoreCopyJournal(store),
             config=ServiceConfig(delta_loop=False),
+            clock=LiveClock(),
         )
         acked: dict[str, float] = {}
         done = asyncio.Event()

@@ -49,6 +49,7 @@ from hyperfollow.app.logging import configure_logging
 from hyperfollow.copy.journal import RecordedCopyFill
 from hyperfollow.copy.model import ExecutionStyle, FollowSettings, MakerFallback, SizingMode
 from hyperfollow.copy.service import CopyService, ServiceConfig
+from hyperfollow.core.clock import LiveClock
 from hyperfollow.domain.model import Fill, OrderAck, OrderRequest, Tif
 from hyperfollow.store import Store
 from hyperfollow.store.copy_journal import StoreCopyJournal
@@ -131,7 +132,10 @@ async def main(args: argparse.Namespace) -> None:
     gateway.submit = submit  # type: ignore[method-assign]
     store = await Store.open_migrated(args.db)
     svc = CopyService(
-        {args.follower: venue}, HookedJournal(store, hooks), config=ServiceConfig(delta_loop=False)
+        {args.follower: venue},
+        HookedJournal(store, hooks),
+        config=ServiceConfig(delta_loop=False),
+        clock=LiveClock(),
     )
     await svc.follow(args.follower, args.leader, MAKER if maker else SETTINGS)
     events = await svc.start()

@@ -38,6 +38,7 @@ from accept_support import Operator, adapter, address, operator, serve, wait_unt
 from hyperfollow.adapters.hyperliquid import parse
 from hyperfollow.copy.model import FollowSettings
 from hyperfollow.copy.service import CopyService, ServiceConfig
+from hyperfollow.core.clock import LiveClock
 from hyperfollow.domain.model import Fill, OrderRequest, Side, Tif
 from hyperfollow.domain.rules import Rounding, quantize_price
 from hyperfollow.exchange.embedded import EmbeddedExchange
@@ -295,7 +296,8 @@ async def run(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Run]:
                 {follower_addr: fv},
                 StoreCopyJournal(store),
                 config=EXACT,
-                clock=exchange.clock.now_ms,  # the venue's stepped clock: snapshots expire as it moves
+                # the venue's stepped clock: snapshots expire as it moves
+                clock=LiveClock(wall_ms=exchange.clock.now_ms),
             )
             follow = await svc.follow(follower_addr, leader_addr, FollowSettings())
             await svc.start()

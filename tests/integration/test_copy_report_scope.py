@@ -18,6 +18,7 @@ from hyperfollow.app.copy_run import CopyRun, RunStats
 from hyperfollow.app.report import CopyReport
 from hyperfollow.copy.model import FollowSettings, SizingMode
 from hyperfollow.copy.service import CopyService, ServiceConfig
+from hyperfollow.core.clock import LiveClock
 from hyperfollow.domain.model import OrderRequest, Side, Tif
 from hyperfollow.exchange.embedded import EmbeddedExchange
 from hyperfollow.store.copy_journal import StoreCopyJournal
@@ -41,7 +42,7 @@ async def _run(exchange: EmbeddedExchange, store: Store, leader: SimVenue) -> Co
     venue = SimVenue(exchange, FOLLOWER)
     service = CopyService(
         {FOLLOWER: venue}, StoreCopyJournal(store), config=ServiceConfig(delta_loop=False),
-        clock=exchange.clock.now_ms,
+        clock=LiveClock(wall_ms=exchange.clock.now_ms),
     )  # fmt: skip
     try:
         await service.follow(FOLLOWER, LEADER, TENTH)

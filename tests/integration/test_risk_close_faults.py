@@ -12,6 +12,7 @@ from support import Venue
 
 from hyperfollow.adapters.hyperliquid.config import HyperliquidConfig
 from hyperfollow.adapters.hyperliquid.venue import HyperliquidVenue, connect
+from hyperfollow.core.clock import LiveClock
 from hyperfollow.domain.model import OrderRequest, Side, Tif
 from hyperfollow.risk.close import CloseSettings, ExactlyOnceCloser
 from hyperfollow.risk.locks import LocalCloseLock
@@ -41,7 +42,12 @@ async def test_a_close_whose_answer_never_comes_is_one_order(
     mid = Decimal(str(fresh_venue.mid("ETH")))
     await trader.gateway.submit(OrderRequest("ETH", Side.BUY, Decimal("0.1"), mid * Decimal("1.05"), Tif.IOC))
     address = trader.account.address
-    closer = ExactlyOnceCloser({address: trader}, LocalCloseLock(), CloseSettings(resolve_pause_secs=0.05))
+    closer = ExactlyOnceCloser(
+        {address: trader},
+        LocalCloseLock(clock=LiveClock()),
+        CloseSettings(resolve_pause_secs=0.05),
+        clock=LiveClock(),
+    )
     fresh_venue.server.faults.add(
         {"type": "hang", "path": "/exchange", "count": 1, "apply": applied, "seconds": 2}
     )

@@ -24,6 +24,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from hyperfollow.adapters.sim import SimVenue
+from hyperfollow.core.clock import LiveClock
 from hyperfollow.domain.model import OrderAck, OrderRequest, OrderState, Position, Side, Tif
 from hyperfollow.exchange.embedded import EmbeddedExchange
 from hyperfollow.ports.venue import AccountState, OrderGateway
@@ -38,6 +39,7 @@ HOW_TO_START = (
 START_MS = 1_767_225_600_000
 OURS = "0x" + "a1" * 20
 KEY = f"close:{OURS}:ETH"
+LIVE = LiveClock()
 
 
 class Crash(BaseException):
@@ -134,13 +136,13 @@ async def workers(
     made: list[Worker] = []
     for _ in range(2):
         client = Redis.from_url(redis_url)
-        lock = RedisCloseLock(client, prefix=prefix, poll_ms=10)
+        lock = RedisCloseLock(client, prefix=prefix, poll_ms=10, clock=LIVE)
         venue = SimVenue(exchange, OURS)
         gateway = RacingGateway(venue.gateway)
         ports = Ports(
             cast(OrderGateway, gateway), venue.market, cast(AccountState, RacingAccount(venue.account))
         )
-        made.append(Worker(client, lock, venue, gateway, ExactlyOnceCloser({OURS: ports}, lock)))
+        made.append(Worker(client, lock, venue, gateway, ExactlyOnceCloser({OURS: ports}, lock, clock=LIVE)))
     yield made[0], made[1]
     for w in made:
         await w.venue.close()
@@ -196,6 +198,7 @@ async def test_a_worker_that_crashed_after_sending_leaves_a_lease_that_expires_a
         {OURS: Ports(cast(OrderGateway, a.gateway), a.venue.market, a.venue.account)},
         a.lock,
         CloseSettings(lease_ttl_ms=150),
+        clock=LIVE,
     )
     with pytest.raises(Crash):
         await crashing.close(OURS, "ETH", "stop_loss")
@@ -230,7 +233,7 @@ async def test_a_held_lease_makes_the_other_worker_answer_busy_without_an_order(
     await open_long(a.venue, "1")
     held = await a.lock.acquire(KEY, 60_000)
     assert held is not None
-    impatient = ExactlyOnceCloser({OURS: b.venue}, b.lock, CloseSettings(wait_ms=0))
+    impatient = ExactlyOnceCloser({OURS: b.venue}, b.lock, CloseSettings(wait_ms=0), clock=LIVE)
     result = await impatient.close(OURS, "ETH", "manual")
     assert result.status is CloseStatus.BUSY
     assert await eth_size(b.venue) == 1
@@ -246,13 +249,13 @@ async def test_an_unreachable_redis_fails_the_close_without_an_order(exchange: E
     venue = SimVenue(exchange, OURS)
     try:
         await open_long(venue, "1")
-        closer = ExactlyOnceCloser({OURS: venue}, RedisCloseLock(client))
+        closer = ExactlyOnceCloser({OURS: venue}, RedisCloseLock(client, clock=LIVE), clock=LIVE)
         result = await closer.close(OURS, "ETH", "manual")
         assert result.status is CloseStatus.FAILED
         assert "redis" in result.error
         assert await eth_size(venue) == 1
         with pytest.raises(LockUnavailable):
-            await RedisCloseLock(client).release(Lease(KEY, "x", 1, 1000))
+            await RedisCloseLock(client, clock=LIVE).release(Lease(KEY, "x", 1, 1000))
     finally:
         await venue.close()
         await client.aclose()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from hyperfollow.adapters.sim import SimVenue
 from hyperfollow.app.risk_run import start_risk
+from hyperfollow.core.clock import LiveClock
 from hyperfollow.exchange.embedded import EmbeddedExchange
 from hyperfollow.risk.breakers import BreakerReason, StateChange
 from hyperfollow.risk.gate import TradingState
@@ -23,13 +24,15 @@ async def test_a_halted_account_is_still_halted_after_a_restart(tmp_path: Path) 
     venue = SimVenue(exchange, OURS)
     store = await Store.open_migrated(f"sqlite+aiosqlite:///{tmp_path / 'risk.db'}")
     try:
-        clock = exchange.clock.now_ms
+        clock = LiveClock(wall_ms=exchange.clock.now_ms)
         first = await start_risk({OURS: venue}, store, clock=clock, owns=lambda _cloid: False)
         assert first.state(OURS) is TradingState.ACTIVE
         halt = StateChange(
-            TradingState.ACTIVE, TradingState.HALTED, BreakerReason.DAILY_LOSS, "loss", clock()
+            TradingState.ACTIVE, TradingState.HALTED, BreakerReason.DAILY_LOSS, "loss", clock.now_ms()
         )
-        await RiskPersistence(store, clock=clock).on_state_change(OURS, halt)  # what the breaker tick stores
+        await RiskPersistence(store, clock=clock.now_ms).on_state_change(
+            OURS, halt
+        )  # what the breaker tick stores
         await first.close()
         second = await start_risk({OURS: venue}, store, clock=clock, owns=lambda _cloid: False)
         try:

@@ -19,6 +19,7 @@ from pydantic import SecretStr
 
 from hyperfollow.adapters.hyperliquid.config import HyperliquidConfig
 from hyperfollow.adapters.hyperliquid.venue import connect
+from hyperfollow.core.clock import LiveClock
 from hyperfollow.domain.model import OrderRequest, Side, Tif
 from hyperfollow.exchange.embedded import EmbeddedExchange
 from hyperfollow.exchange.ratelimit import IpWeightLimiter
@@ -66,7 +67,9 @@ async def test_ten_minutes_of_risk_stay_inside_the_ip_budget() -> None:
         mid = (await venue.market.mids())["ETH"]
         cap = (mid * Decimal("1.05")).quantize(Decimal(1))
         await venue.gateway.submit(OrderRequest("ETH", Side.BUY, Decimal("0.1"), cap, Tif.IOC))
-        risk = RiskService({address: venue}, clock=exchange.clock.now_ms, settings=_settings())
+        risk = RiskService(
+            {address: venue}, clock=LiveClock(wall_ms=exchange.clock.now_ms), settings=_settings()
+        )
         try:
             await risk.start()
             resting = await venue.gateway.submit(

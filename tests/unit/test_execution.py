@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 
 import pytest
@@ -13,6 +12,7 @@ from hyperfollow.copy.journal import EntryState, InMemoryJournal
 from hyperfollow.copy.model import CopyIntent, ExecutionStyle, FollowSettings, MakerFallback
 from hyperfollow.copy.sending import OrderJob, Sender
 from hyperfollow.copy.state import EventHub, EventKind, Ledger
+from hyperfollow.core.clock import LiveClock, SimClock
 from hyperfollow.domain.errors import OutcomeUnknown
 from hyperfollow.domain.ids import cloid_for
 from hyperfollow.domain.model import L2Book, Level, OrderAck, OrderRequest, Side, Tif
@@ -31,19 +31,20 @@ THEIRS = "0x" + "b2" * 20
 ETH = Instrument("ETH", 1, 4, 25)
 
 
-class FakeClock:
-    """Monotonic time that moves only when the executor sleeps."""
+class FakeClock(SimClock):
+    """Simulated time (driven while the executor runs: ``run``) that counts the sleeps; ``after_sleep`` is
+    awaited after each one."""
 
     def __init__(self) -> None:
-        self.t = 0.0
+        super().__init__(start_ms=1_767_225_600_000)
         self.sleeps = 0
+        self.after_sleep: Callable[[], Awaitable[None]] | None = None
 
-    def monotonic(self) -> float:
-        return self.t
-
-    async def sleep(self, secs: float) -> None:
-        self.t += secs
+    async def sleep(self, seconds: float) -> None:
+        await super().sleep(seconds)
         self.sleeps += 1
+        if self.after_sleep is not None:
+            await self.after_sleep()
 
 
 @pytest.fixture
@@ -99,19 +100,16 @@ async def test_taker_fills_at_once_within_the_cap(venues: tuple[SimVenue, SimVen
 async def test_maker_fills_when_someone_trades_against_it(venues: tuple[SimVenue, SimVenue]) -> None:
     ours, theirs = venues
     clock = FakeClock()
-    executor = MakerExecutor(
-        ours.gateway, ours.market, ours.account, sleep=clock.sleep, monotonic=clock.monotonic
-    )
+    executor = MakerExecutor(ours.gateway, ours.market, ours.account, clock=clock)
     order = OrderRequest("ETH", Side.BUY, Decimal("0.1"), Decimal(3030), cloid=cloid_for("maker", "fill"))
 
-    async def sleep_then_hit(secs: float) -> None:
-        await clock.sleep(secs)
+    async def hit() -> None:
         if clock.sleeps == 2:  # a seller sweeps the best bid (the market maker's queue there, then ours)
             touch = (await theirs.market.l2_book("ETH")).bids[0]
             await theirs.gateway.submit(OrderRequest("ETH", Side.SELL, touch.size, touch.price, Tif.IOC))
 
-    executor._sleep = sleep_then_hit
-    result = await executor.execute(order, MakerParams(timeout_secs=5, poll_secs=0.5))
+    clock.after_sleep = hit
+    result = await clock.run(executor.execute(order, MakerParams(timeout_secs=5, poll_secs=0.5)))
     book = await ours.market.l2_book("ETH")
     assert result.style == "maker"
     assert result.filled == Decimal("0.1")
@@ -130,15 +128,13 @@ async def test_maker_times_out_then_takes_or_drops_the_rest(
 ) -> None:
     ours, _ = venues
     clock = FakeClock()
-    executor = MakerExecutor(
-        ours.gateway, ours.market, ours.account, sleep=clock.sleep, monotonic=clock.monotonic
-    )
+    executor = MakerExecutor(ours.gateway, ours.market, ours.account, clock=clock)
     cloid = cloid_for("maker", "timeout", fallback)
     order = OrderRequest("ETH", Side.BUY, Decimal("0.1"), Decimal(3030), cloid=cloid)
-    result = await executor.execute(
-        order, MakerParams(timeout_secs=5, poll_secs=0.5, fallback_to_taker=fallback)
+    result = await clock.run(
+        executor.execute(order, MakerParams(timeout_secs=5, poll_secs=0.5, fallback_to_taker=fallback))
     )
-    assert clock.t >= 5  # it waited the whole timeout
+    assert clock.monotonic() >= 5  # it waited the whole timeout
     state = await ours.gateway.order_status(cloid)
     assert state is not None
     assert state.status == "canceled"  # the maker order did not outlive its watchdog
@@ -160,18 +156,17 @@ MAKER_COPY = FollowSettings(
 )
 
 
-class ServiceClock:
-    """The copy service's clock (ms) that moves only when the service sleeps; wall time is another clock."""
+class ServiceClock(LiveClock):
+    """The copy service's clock: its epoch ms move only when the service sleeps; its monotonic time is the
+    wall's (as in the demo, whose epoch time is the venue's accelerated clock)."""
 
     def __init__(self) -> None:
+        super().__init__(wall_ms=lambda: self.ms)
         self.ms = 1_767_225_600_000
         self.sleeps = 0
 
-    def now_ms(self) -> int:
-        return self.ms
-
-    async def sleep(self, secs: float) -> None:
-        self.ms += int(secs * 1000)
+    async def sleep(self, seconds: float) -> None:
+        self.ms += int(seconds * 1000)
         self.sleeps += 1
 
 
@@ -186,10 +181,7 @@ async def _maker_copy(
         reason="leader opened", fill_key="tid:1",
     )  # fmt: skip
     assert await journal.begin([intent], now_ms=clock.now_ms()) == [intent]
-    sender = Sender(
-        {OURS: venue}, journal, Ledger(), EventHub(), clock=clock.now_ms, monotonic=time.perf_counter,
-        sleep=clock.sleep,
-    )  # fmt: skip
+    sender = Sender({OURS: venue}, journal, Ledger(), EventHub(), clock=clock)
     job = OrderJob(OURS, LEADER, intent.to_order(), intent.leg, intent.fill_key, intent.reason)
     return sender, job
 

@@ -48,6 +48,7 @@ from hyperfollow.copy.lifecycle import is_settlement
 from hyperfollow.copy.model import CopyMode, ExecutionStyle, FollowSettings, StopAction
 from hyperfollow.copy.service import CopyService, ServiceConfig
 from hyperfollow.copy.state import CopyEvent, EventKind
+from hyperfollow.core.clock import LiveClock
 from hyperfollow.domain.model import AccountSnapshot
 from hyperfollow.ports.venue import Venue
 from hyperfollow.risk.exits import ExitPolicy
@@ -530,7 +531,7 @@ async def run_copy(
         shared = ServiceConfig(
             trading_state=lambda a: risk.state(a) if risk is not None else TradingState.ACTIVE
         )
-        service = CopyService({follower: venue}, journal, config=shared)
+        service = CopyService({follower: venue}, journal, config=shared, clock=LiveClock())
         wanted = {spec.leader for spec in config.follows}
         for old in await journal.follows():
             if old.follower == follower and old.leader not in wanted:
@@ -554,7 +555,7 @@ async def run_copy(
         risk = await start_risk(
             {follower: venue},
             store,
-            clock=service.now_ms,
+            clock=service.clock,
             owns=service.owns,
             policy_for=policy_by_leader(copy_ledger, policies, ExitPolicy()),
         )

@@ -41,6 +41,7 @@ from hyperfollow.app.report import CopyReport, plot_equity
 from hyperfollow.app.risk_run import start_risk
 from hyperfollow.copy.model import CopyMode, ExecutionStyle, ExistingPositions, FollowSettings, MakerFallback
 from hyperfollow.copy.service import CopyService, ServiceConfig
+from hyperfollow.core.clock import LiveClock
 from hyperfollow.exchange.embedded import EmbeddedExchange
 from hyperfollow.exchange.server import ExchangeServer, ServerLimits, running_in_thread
 from hyperfollow.risk.gate import TradingState
@@ -203,9 +204,8 @@ async def _copy(
             # one trading state per account: the risk service's (started below; ACTIVE until then)
             trading_state=lambda a: risk.state(a) if risk is not None else TradingState.ACTIVE,
         )
-        service = CopyService(
-            {follower: venue}, StoreCopyJournal(store), config=service_config, clock=exchange.clock.now_ms
-        )
+        clock = LiveClock(wall_ms=exchange.clock.now_ms)  # the venue's epoch time; sleeps stay real
+        service = CopyService({follower: venue}, StoreCopyJournal(store), config=service_config, clock=clock)
         for pick in picks:
             await service.follow(follower, pick.address, pick.settings)
         stats = RunStats(
@@ -233,7 +233,7 @@ async def _copy(
                 risk_counts["exits"] += 1
 
         risk = await start_risk(
-            {follower: venue}, store, clock=exchange.clock.now_ms, owns=service.owns, listeners=[count_risk]
+            {follower: venue}, store, clock=clock, owns=service.owns, listeners=[count_risk]
         )
         run.risk = risk
         await service.start()  # after the risk service: it sees the copies open (none is "unknown")

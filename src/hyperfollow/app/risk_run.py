@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 from hyperfollow.copy.state import Ledger
+from hyperfollow.ports.clock import Clock
 from hyperfollow.ports.venue import Venue
 from hyperfollow.risk.exits import ExitPolicy
 from hyperfollow.risk.service import RiskEvent, RiskService, RiskSettings
@@ -26,7 +27,7 @@ async def start_risk(
     venues: Mapping[str, Venue],
     store: Store,
     *,
-    clock: Callable[[], int],
+    clock: Clock,
     owns: Callable[[str], bool],
     settings: RiskSettings | None = None,
     policy_for: Callable[[str, str], ExitPolicy] | None = None,
@@ -35,7 +36,7 @@ async def start_risk(
     """Restore the accounts' holdings and trading states from ``store``, start the risk service, return it
     (close it after). A HALTED account stays halted across restarts: only a manual reset ends a halt.
     ``listeners`` hear every risk event from the start (the stops placed for positions already open too)."""
-    persist = RiskPersistence(store, clock=clock)
+    persist = RiskPersistence(store, clock=clock.now_ms)
     restore = await persist.restore(list(venues))
     states = {a: state for a in venues if (state := await persist.latest_state(a)) is not None}
     risk = RiskService(

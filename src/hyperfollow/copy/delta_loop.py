@@ -63,7 +63,7 @@ class DeltaLoop:
 
     async def _run(self) -> None:
         while True:
-            await self._svc.sleep(self._svc.config.delta_tick_secs)
+            await self._svc.clock.sleep(self._svc.config.delta_tick_secs)
             now = self._svc.now_ms()
             due = [
                 f

@@ -32,6 +32,7 @@ from hyperfollow.copy.model import CopyMode, Decision, Skip, SkipReason, numbers
 from hyperfollow.copy.sending import backoff_secs
 from hyperfollow.domain.errors import UnknownInstrument
 from hyperfollow.domain.model import Fill
+from hyperfollow.ports.clock import Clock
 
 if TYPE_CHECKING:
     from decimal import Decimal
@@ -57,13 +58,13 @@ class Pump(Generic[T]):
         open_stream: Callable[[], Awaitable[AsyncIterator[T]]],
         handle: Callable[[list[Received[T]]], Awaitable[None]],
         *,
-        monotonic: Callable[[], float],
+        clock: Clock,
         retry_secs: float = 1.0,
     ) -> None:
         self.name = name
         self._open = open_stream
         self._handle = handle
-        self._monotonic = monotonic
+        self._clock = clock
         self._retry_secs = retry_secs
         self._queue: asyncio.Queue[Received[T]] = asyncio.Queue()
         self._working = False
@@ -97,7 +98,7 @@ class Pump(Generic[T]):
             try:
                 stream = await self._open()
                 async for item in stream:
-                    self._queue.put_nowait((item, self._monotonic()))
+                    self._queue.put_nowait((item, self._clock.monotonic()))
                 log.info("copy.stream_ended", stream=self.name)
                 return
             except asyncio.CancelledError:
@@ -107,7 +108,7 @@ class Pump(Generic[T]):
             finally:
                 if stream is not None:
                     await _close(stream)
-            await asyncio.sleep(self._retry_secs)
+            await self._clock.sleep(self._retry_secs)
 
     async def _work(self) -> None:
         while True:
@@ -200,7 +201,7 @@ class MirrorLoop:
             "copy.leaders",
             self._open,
             self._handle,
-            monotonic=self._svc.monotonic,
+            clock=self._svc.clock,
             retry_secs=self._svc.config.stream_retry_secs,
         )
         self._pump.start()
@@ -310,7 +311,7 @@ class MirrorLoop:
                 log.warning("copy.fill_retry", follower=follow.follower, leader=follow.leader,
                             coin=fills[0].coin, fill=fills[0].ref, attempt=attempt, retry_secs=delay,
                             error=repr(exc), exc_info=attempt == 1)  # fmt: skip
-                await svc.sleep(delay)
+                await svc.clock.sleep(delay)
 
     async def _resolve_left(self, follow: Follow, fills: list[Fill]) -> None:
         """Before deciding an order again: its intents a failed attempt journalled but did not see through

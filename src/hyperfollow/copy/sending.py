@@ -20,10 +20,9 @@ Setting the leverage is idempotent, so an ``OutcomeUnknown`` there is answered b
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import cast
@@ -42,6 +41,7 @@ from hyperfollow.execution.router import (
     execute_taker,
     fallback_cloid,
 )
+from hyperfollow.ports.clock import Clock
 from hyperfollow.ports.venue import Venue
 
 log = structlog.get_logger(__name__)
@@ -69,9 +69,7 @@ class Sender:
         ledger: Ledger,
         hub: EventHub,
         *,
-        clock: Callable[[], int],
-        monotonic: Callable[[], float],
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Clock,
         retry_secs: float = 0.5,
         retry_max_secs: float = 30.0,
     ) -> None:
@@ -79,9 +77,8 @@ class Sender:
         self.journal = journal
         self.ledger = ledger
         self.hub = hub
-        self.now_ms = clock
-        self.monotonic = monotonic
-        self.sleep = sleep
+        self.clock = clock
+        self.now_ms = clock.now_ms
         self.retry_secs = retry_secs
         self.retry_max_secs = retry_max_secs
         self._leverage: dict[tuple[str, str], tuple[int, bool]] = {}
@@ -117,7 +114,7 @@ class Sender:
                 log.warning("copy.leverage_unknown", follower=intent.follower, coin=intent.coin,
                             attempt=attempt, error=str(exc))  # fmt: skip
                 if attempt < LEVERAGE_ATTEMPTS:
-                    await self.sleep(backoff_secs(attempt, self.retry_secs, self.retry_max_secs))
+                    await self.clock.sleep(backoff_secs(attempt, self.retry_secs, self.retry_max_secs))
                 continue
             except (VenueRejected, TransientError) as exc:
                 # e.g. switching cross/isolated with a position open: the order goes, at the venue's setting
@@ -219,7 +216,7 @@ class Sender:
                     log.warning("copy.send_retry", follower=job.follower, leader=job.leader,
                                 coin=order.coin, cloid=cloid, leg=job.leg, attempt=attempt, retry_secs=delay,
                                 error=str(exc))  # fmt: skip
-                    await self.sleep(delay)
+                    await self.clock.sleep(delay)
                     continue
                 if until_answered and maker and not fallback:  # the maker order is at the venue: resolve it
                     outcome, legs = await self._after_unknown(job, OutcomeUnknown(str(exc)), None)
@@ -228,7 +225,7 @@ class Sender:
             except VenueRejected as exc:
                 outcome, legs = await self._after_refusal(job, exc, fallback[0] if fallback else None)
             break
-        answered = self.monotonic()  # the venue's answer is in: latency ends here, bookkeeping follows
+        answered = self.clock.monotonic()  # the venue's answer is in: latency ends here, bookkeeping follows
         if outcome.filled_size == 0 or outcome.state is EntryState.REJECTED:
             self.ledger.settle(cloid)
         for leg in legs:
@@ -332,7 +329,7 @@ class Sender:
                 else EventKind.UNFILLED
             )
         latency = now - origin_ms if origin_ms is not None else None
-        end = answered if answered is not None else self.monotonic()
+        end = answered if answered is not None else self.clock.monotonic()
         process = (end - received) * 1000 if received is not None else None
         event = CopyEvent(
             kind, job.follower, job.leader, job.order.coin, now, cloid=job.order.cloid,
@@ -355,9 +352,8 @@ class Sender:
     def _maker(self, follower: str) -> MakerExecutor:
         if follower not in self._makers:
             v = self.venues[follower]
-            self._makers[follower] = MakerExecutor(
-                v.gateway, v.market, v.account, sleep=self.sleep, monotonic=lambda: self.now_ms() / 1000
-            )  # the maker timeout runs on the service's clock, like every other timeout of the service
+            # the maker timeout runs on the service's clock, like every other timeout of the service
+            self._makers[follower] = MakerExecutor(v.gateway, v.market, v.account, clock=self.clock)
         return self._makers[follower]
 
 

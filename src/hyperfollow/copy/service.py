@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -55,6 +54,7 @@ from hyperfollow.copy.state import CopyEvent, EventHub, EventKind, Ledger, TtlCa
 from hyperfollow.domain.errors import UnknownInstrument
 from hyperfollow.domain.model import AccountSnapshot, Fill
 from hyperfollow.domain.rules import Instrument
+from hyperfollow.ports.clock import Clock
 from hyperfollow.ports.venue import LeaderFeed, MarketData, Venue
 from hyperfollow.risk.gate import RiskLimits, TradingState
 from hyperfollow.risk.leaders import LeaderHealthPolicy
@@ -62,13 +62,10 @@ from hyperfollow.risk.leaders import LeaderHealthPolicy
 log = structlog.get_logger(__name__)
 
 
-def wall_ms() -> int:
-    return int(time.time() * 1000)
-
-
 @dataclass(frozen=True, slots=True)
 class ServiceConfig:
-    """Timing of the copy service (ms on the service's clock unless named ``_secs``: real seconds)."""
+    """Timing of the copy service (ms of the clock's epoch time unless named ``_secs``: seconds of its
+    monotonic time, the one its sleeps run on; see ``ports.clock``)."""
 
     leader_snapshot_ttl_ms: int = 2_000  # leader equity / leverage for mirror sizing
     follower_snapshot_ttl_ms: int = 2_000  # follower equity (dropped on each of its fills)
@@ -92,7 +89,8 @@ class ServiceConfig:
 
 
 class CopyService:
-    """Copy trading over ``venues`` (one per follower address) with ``journal`` for persistence."""
+    """Copy trading over ``venues`` (one per follower address) with ``journal`` for persistence, on
+    ``clock`` (every time it reads, every wait)."""
 
     def __init__(
         self,
@@ -101,9 +99,7 @@ class CopyService:
         *,
         leader_venue: Venue | None = None,
         config: ServiceConfig | None = None,
-        clock: Callable[[], int] = wall_ms,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        monotonic: Callable[[], float] = time.perf_counter,
+        clock: Clock,
     ) -> None:
         if not venues and leader_venue is None:
             raise ValueError("the copy service needs at least one venue")
@@ -113,13 +109,11 @@ class CopyService:
         self.config = config or ServiceConfig()
         self.mids = MidsCache(
             self._leader_venue.market,
-            monotonic=monotonic,
+            clock=clock,
             max_age_secs=self.config.marks_max_age_secs,
             retry_secs=self.config.stream_retry_secs,
         )
-        self.now_ms = clock
-        self.sleep = sleep
-        self.monotonic = monotonic
+        self.clock = clock
         self.ledger = Ledger()
         self.hub = EventHub()
         self._follows: dict[tuple[str, str], Follow] = {}
@@ -133,7 +127,7 @@ class CopyService:
         self._refreshing: set[str] = set()
         self._background: set[asyncio.Task[None]] = set()
         self.sender = Sender(
-            self.venues, journal, self.ledger, self.hub, clock=clock, monotonic=monotonic, sleep=sleep,
+            self.venues, journal, self.ledger, self.hub, clock=clock,
             retry_secs=self.config.retry_secs, retry_max_secs=self.config.retry_max_secs,
         )  # fmt: skip
         self.sender.on_unknown = lambda follower: self._background_task(
@@ -146,6 +140,10 @@ class CopyService:
         self._started = False
 
     # ------------------------------------------------------------------ accessors used by the loops
+
+    def now_ms(self) -> int:
+        """The clock's epoch time (ms)."""
+        return self.clock.now_ms()
 
     @property
     def leader_feed(self) -> LeaderFeed:
@@ -375,7 +373,7 @@ class CopyService:
         orders that handling sent (tests and demos; the in-process venue delivers synchronously)."""
         for _ in range(rounds):
             for _ in range(5):
-                await asyncio.sleep(0)
+                await self.clock.sleep(0)
             pumps = self._fill_pumps
             tasks = [*self._background, *self.risk.tasks]  # refreshes, reconciles, liquidation closes
             if not any(p.busy for p in pumps) and not self.mirror.busy and not tasks:
@@ -527,7 +525,7 @@ class CopyService:
             for fill, _ in batch:
                 await self._record_fill(fill)
 
-        pump = Pump(f"copy.fills.{follower}", open_stream, handle, monotonic=self.monotonic,
+        pump = Pump(f"copy.fills.{follower}", open_stream, handle, clock=self.clock,
                     retry_secs=self.config.stream_retry_secs)  # fmt: skip
         pump.start()
         self._fill_pumps.append(pump)

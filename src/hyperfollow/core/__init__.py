@@ -1,1 +1,2 @@
-"""The strategy-neutral trading core: the event bus, clocks, the market cache and the order path."""
+"""The strategy-neutral trading core shared by every strategy: clocks, the event bus (next: the market
+cache and the order path)."""

@@ -12,13 +12,13 @@ a deterministic cloid: the maker leg uses the caller's, the taker fallback ``fal
 restart re-derives the same ids and a journal can recognise them. The caller journals the fallback before it
 goes out (``before_fallback``): an order the venue may hold is always one the journal knows.
 
-The watchdog's timeout is measured on the clock it is given (``monotonic``, seconds): the caller's, so that a
-maker order's timeout and every other timeout of the caller run on one clock.
+The watchdog runs on the ``Clock`` it is given: it polls with the clock's ``sleep`` and measures its timeout
+on the clock's time (``now_ms``, the caller's: the venue's in an accelerated demo), so that a maker order's
+timeout and every other timeout of the caller run on one clock.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -30,6 +30,7 @@ from hyperfollow.domain.errors import IocNotFilled, OrderNotFound, PostOnlyWould
 from hyperfollow.domain.ids import cloid_for
 from hyperfollow.domain.model import AckStatus, CancelRequest, L2Book, OrderRequest, Side, Tif
 from hyperfollow.domain.rules import MIN_ORDER_VALUE, Instrument, Rounding, quantize_price
+from hyperfollow.ports.clock import Clock
 from hyperfollow.ports.venue import AccountState, MarketData, OrderGateway
 
 log = structlog.get_logger(__name__)
@@ -126,15 +127,13 @@ class MakerExecutor:
         market: MarketData,
         account: AccountState,
         *,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        monotonic: Callable[[], float] | None = None,
+        clock: Clock,
     ) -> None:
-        """``monotonic`` (seconds) is the clock the timeout runs on; default the event loop's."""
+        """``clock`` paces the watchdog and times it out (see the module docstring)."""
         self._gateway = gateway
         self._market = market
         self._account = account
-        self._sleep = sleep
-        self._monotonic = monotonic or (lambda: asyncio.get_running_loop().time())
+        self._clock = clock
 
     async def execute(
         self,
@@ -206,10 +205,10 @@ class MakerExecutor:
     async def _watch(self, order: OrderRequest, params: MakerParams) -> Decimal:
         """Poll the order until it is done or the timeout, cancel what is left; the size that filled."""
         assert order.cloid is not None
-        deadline = self._monotonic() + params.timeout_secs
+        deadline = self._clock.now_ms() / 1000 + params.timeout_secs
         state = await self._gateway.order_status(order.cloid)
-        while state is not None and state.is_open and self._monotonic() < deadline:
-            await self._sleep(params.poll_secs)
+        while state is not None and state.is_open and self._clock.now_ms() / 1000 < deadline:
+            await self._clock.sleep(params.poll_secs)
             state = await self._gateway.order_status(order.cloid)
         if state is not None and state.is_open:
             with contextlib.suppress(OrderNotFound):  # it filled between the last look and the cancel

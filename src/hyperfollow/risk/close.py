@@ -16,8 +16,7 @@ closes again before the venue has had ``lease_ttl_ms`` to settle.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from enum import StrEnum
@@ -35,6 +34,7 @@ from hyperfollow.domain.errors import (
 from hyperfollow.domain.ids import cloid_for
 from hyperfollow.domain.model import AckStatus, OrderRequest, OrderState, Position, Side, Tif
 from hyperfollow.domain.rules import Instrument, Rounding, quantize_price, quantize_size, to_wire
+from hyperfollow.ports.clock import Clock
 from hyperfollow.ports.venue import AccountState, MarketData, OrderGateway
 from hyperfollow.risk.locks import CloseLock, Lease, LockUnavailable
 
@@ -131,7 +131,8 @@ def close_cloid(account: str, coin: str, position: Position, fraction: Decimal, 
 
 
 class ExactlyOnceCloser:
-    """Closes positions of the accounts in ``venues`` (by lower-case address) under ``lock``."""
+    """Closes positions of the accounts in ``venues`` (by lower-case address) under ``lock``; ``clock`` paces
+    the pause before an unknown outcome is looked up."""
 
     def __init__(
         self,
@@ -139,12 +140,12 @@ class ExactlyOnceCloser:
         lock: CloseLock,
         settings: CloseSettings | None = None,
         *,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Clock,
     ) -> None:
         self._venues = {a.lower(): v for a, v in venues.items()}
         self._lock = lock
         self._settings = settings or CloseSettings()
-        self._sleep = sleep
+        self._clock = clock
 
     async def close(
         self, account: str, coin: str, reason: str, fraction: Decimal = Decimal(1)
@@ -241,7 +242,7 @@ class ExactlyOnceCloser:
         """After ``OutcomeUnknown``: the order by its cloid; if the venue never saw it, the position must be
         unchanged to resend (None). A changed position means something closed it: report, do not resend."""
         assert order.cloid is not None
-        await self._sleep(self._settings.resolve_pause_secs)
+        await self._clock.sleep(self._settings.resolve_pause_secs)
         try:
             state = await ports.gateway.order_status(order.cloid)
             if state is not None:

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import structlog
 
 from hyperfollow.domain.errors import TransientError, VenueRejected
+from hyperfollow.ports.clock import Clock
 from hyperfollow.ports.venue import OrderGateway
 
 log = structlog.get_logger(__name__)
@@ -33,11 +34,10 @@ class DeadMansSwitch:
         self,
         gateway: OrderGateway,
         *,
-        clock: Callable[[], int],
+        clock: Clock,
         healthy: Callable[[], bool] = lambda: True,
         window_ms: int = 60_000,
         renew_every_ms: int = 20_000,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         if window_ms < MIN_AHEAD_MS + renew_every_ms:
             raise ValueError("the window must exceed the renewal period by the venue's 5 s minimum")
@@ -46,7 +46,6 @@ class DeadMansSwitch:
         self._healthy = healthy
         self.window_ms = window_ms
         self.renew_every_ms = renew_every_ms
-        self._sleep = sleep
         self._task: asyncio.Task[None] | None = None
         self.scheduled_ms: int | None = None
 
@@ -55,7 +54,7 @@ class DeadMansSwitch:
         if not self._healthy():
             log.warning("risk.deadman_not_renewed", scheduled_ms=self.scheduled_ms)
             return False
-        at = self._clock() + self.window_ms
+        at = self._clock.now_ms() + self.window_ms
         try:
             await self._gateway.schedule_cancel(at)
         except (VenueRejected, TransientError) as exc:
@@ -71,7 +70,7 @@ class DeadMansSwitch:
     async def _run(self) -> None:
         while True:
             await self.renew()
-            await self._sleep(self.renew_every_ms / 1000)
+            await self._clock.sleep(self.renew_every_ms / 1000)
 
     async def stop(self, *, clear: bool = True) -> None:
         """Stop renewing; ``clear`` removes the scheduled cancel (a planned shutdown)."""

@@ -8,9 +8,9 @@ checks (``extend`` answers False) before acting.
 
 Two implementations of ``CloseLock``:
 
-* ``LocalCloseLock``: in-process (asyncio), the default for one process. Tokens start from the wall
-  clock in microseconds, so a restarted process never re-issues a token of its previous life (the closer
-  puts the token into its cloids).
+* ``LocalCloseLock``: in-process (asyncio), the default for one process. Tokens start from the clock's
+  epoch time in microseconds, so a restarted process never re-issues a token of its previous life (the
+  closer puts the token into its cloids).
 * ``RedisCloseLock``: several workers share one Redis. ``SET key value NX PX ttl`` takes the lease, an
   ``INCR`` on the key's counter (never expiring) gives the token, both in one Lua script so no holder
   exists without a token; release and extension are Lua compare-and-delete / compare-and-pexpire on the
@@ -22,14 +22,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+
+from hyperfollow.ports.clock import Clock
 
 log = structlog.get_logger(__name__)
 
@@ -83,29 +83,23 @@ class _Hold:
 class LocalCloseLock:
     """``CloseLock`` for one process (one event loop): asyncio, no I/O.
 
-    ``monotonic`` (seconds) decides expiry and ``wall_us`` seeds the tokens; both injectable for tests.
+    ``clock``: its monotonic time decides expiry, its epoch time (in microseconds) seeds the tokens.
     """
 
-    def __init__(
-        self,
-        *,
-        monotonic: Callable[[], float] = time.monotonic,
-        wall_us: Callable[[], int] = lambda: time.time_ns() // 1000,
-    ) -> None:
-        self._monotonic = monotonic
-        self._wall_us = wall_us
+    def __init__(self, *, clock: Clock) -> None:
+        self._clock = clock
         self._held: dict[str, _Hold] = {}
         self._released: dict[str, asyncio.Event] = {}
         self._last_token = 0
 
     def _next_token(self) -> int:
         # Strictly increasing, and ahead of any token a previous run of this process handed out.
-        self._last_token = max(self._last_token + 1, self._wall_us())
+        self._last_token = max(self._last_token + 1, self._clock.now_ns() // 1000)
         return self._last_token
 
     def _live(self, key: str) -> _Hold | None:
         hold = self._held.get(key)
-        if hold is not None and hold.expires_at <= self._monotonic():
+        if hold is not None and hold.expires_at <= self._clock.monotonic():
             del self._held[key]  # expired: as if released
             return None
         return hold
@@ -113,10 +107,10 @@ class LocalCloseLock:
     async def acquire(self, key: str, ttl_ms: int, *, wait_ms: int = 0) -> Lease | None:
         """See ``CloseLock.acquire``. Check-and-take has no await in between, so it is atomic on the loop."""
         _check_ttl(ttl_ms)
-        deadline = self._monotonic() + wait_ms / 1000
+        deadline = self._clock.monotonic() + wait_ms / 1000
         while True:
             hold = self._live(key)
-            now = self._monotonic()
+            now = self._clock.monotonic()
             if hold is None:
                 owner = _owner()
                 token = self._next_token()
@@ -128,7 +122,7 @@ class LocalCloseLock:
             event = self._released.setdefault(key, asyncio.Event())
             # Wake on a release, or when the holder's lease runs out, whichever comes first.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), timeout=max(0.0, min(left, hold.expires_at - now)))
+                await self._clock.wait_for(event.wait(), timeout=max(0.0, min(left, hold.expires_at - now)))
 
     async def release(self, lease: Lease) -> bool:
         """See ``CloseLock.release``."""
@@ -147,7 +141,7 @@ class LocalCloseLock:
         hold = self._live(lease.key)
         if hold is None or hold.owner != lease.owner:
             return False
-        hold.expires_at = self._monotonic() + ttl_ms / 1000
+        hold.expires_at = self._clock.monotonic() + ttl_ms / 1000
         return True
 
 
@@ -187,23 +181,21 @@ class RedisCloseLock:
 
     Keys: ``<prefix>{<key>}`` holds ``<token>:<owner>`` with a PX expiry; ``<prefix>{<key>}:fence`` is the
     token counter and never expires (tokens must keep increasing after every lease is gone). Waiting is
-    polling: every ``poll_ms`` at most, sooner when the holder's lease ends sooner.
+    polling: every ``poll_ms`` at most, sooner when the holder's lease ends sooner, on ``clock``.
     """
 
     def __init__(
         self,
         client: Redis,
         *,
+        clock: Clock,
         prefix: str = "hyperfollow:lock:",
         poll_ms: int = 25,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._redis = client
         self._prefix = prefix
         self._poll_ms = poll_ms
-        self._sleep = sleep
-        self._monotonic = monotonic
+        self._clock = clock
         self._acquire = client.register_script(_ACQUIRE)
         self._release = client.register_script(_RELEASE)
         self._extend = client.register_script(_EXTEND)
@@ -228,7 +220,7 @@ class RedisCloseLock:
         """See ``CloseLock.acquire``."""
         _check_ttl(ttl_ms)
         lock_key = self.redis_key(key)
-        deadline = self._monotonic() + wait_ms / 1000
+        deadline = self._clock.monotonic() + wait_ms / 1000
         owner = _owner()
         while True:
             token, pttl = await self._call(
@@ -236,12 +228,12 @@ class RedisCloseLock:
             )
             if int(token) > 0:
                 return Lease(key, owner, int(token), ttl_ms)
-            left_ms = (deadline - self._monotonic()) * 1000
+            left_ms = (deadline - self._clock.monotonic()) * 1000
             if left_ms <= 0:
                 return None
             # pttl -1 (a key without expiry: not ours to judge) counts as "poll again".
             pause_ms = self._poll_ms if int(pttl) < 0 else min(self._poll_ms, max(1, int(pttl)))
-            await self._sleep(min(pause_ms, left_ms) / 1000)
+            await self._clock.sleep(min(pause_ms, left_ms) / 1000)
 
     async def release(self, lease: Lease) -> bool:
         """See ``CloseLock.release``."""

@@ -50,6 +50,7 @@ import structlog
 
 from hyperfollow.domain.errors import OutcomeUnknown, TransientError, VenueRejected
 from hyperfollow.domain.model import CancelRequest, Fill, OrderState
+from hyperfollow.ports.clock import Clock
 from hyperfollow.ports.venue import Venue
 from hyperfollow.risk.breakers import StateChange, next_state, utc_day_start_ms
 from hyperfollow.risk.close import CloseResult, ExactlyOnceCloser
@@ -116,7 +117,7 @@ class RiskService:
         self,
         venues: Mapping[str, Venue],
         *,
-        clock: Callable[[], int],
+        clock: Clock,
         settings: RiskSettings | None = None,
         lock: CloseLock | None = None,
         closer: ExactlyOnceCloser | None = None,
@@ -133,7 +134,9 @@ class RiskService:
         self.settings = s = settings or RiskSettings()
         self._clock = clock
         self.market = next(iter(self.venues.values())).market
-        self.closer = closer or ExactlyOnceCloser(self.venues, lock or LocalCloseLock())
+        self.closer = closer or ExactlyOnceCloser(
+            self.venues, lock or LocalCloseLock(clock=clock), clock=clock
+        )
         self.stops = StopKeeper(
             {a: v.gateway for a, v in self.venues.items()}, self.market, clock=clock,
             min_step_pct=s.stop_min_step_pct, max_moves_per_min=s.stop_max_moves_per_min,
@@ -169,7 +172,7 @@ class RiskService:
     # ------------------------------------------------------------------ events
 
     def _emit(self, kind: str, account: str, coin: str | None = None, **data: Any) -> None:
-        event = RiskEvent(kind, account, coin, self._clock(), data)
+        event = RiskEvent(kind, account, coin, self._clock.now_ms(), data)
         for listener in list(self.listeners):
             try:
                 listener(event)
@@ -208,7 +211,7 @@ class RiskService:
                 streams.append((f"orders.{account}", self._order_pump(account, orders)))
         self._tasks = [asyncio.create_task(self._supervised(n, run), name=f"risk.{n}") for n, run in streams]
         self.book.set_marks(await self.market.mids())
-        self.last_mids_ms = self._clock()
+        self.last_mids_ms = self._clock.now_ms()
         await self.reconcile_once()
         await self.refresh_equity(force=True)
         s = self.settings
@@ -318,7 +321,7 @@ class RiskService:
         """Run ``step`` every ``period`` seconds, whatever it raises (see the module docstring)."""
         failures = 0
         while True:
-            await asyncio.sleep(period if not failures else self._backoff(period, failures - 1))
+            await self._clock.sleep(period if not failures else self._backoff(period, failures - 1))
             try:
                 await step()
             except Exception as exc:
@@ -337,7 +340,7 @@ class RiskService:
                 raise RuntimeError("the stream ended")
             except Exception as exc:
                 self._failed(name, exc)
-            await asyncio.sleep(self._backoff(1.0, failures))
+            await self._clock.sleep(self._backoff(1.0, failures))
             failures += 1
 
     def healthy(self) -> bool:
@@ -347,7 +350,7 @@ class RiskService:
     def health(self) -> dict[str, str]:
         """What is wrong now, by loop or stream name (empty: healthy)."""
         problems = dict(self._failing)
-        age = None if self.last_mids_ms is None else self._clock() - self.last_mids_ms
+        age = None if self.last_mids_ms is None else self._clock.now_ms() - self.last_mids_ms
         if age is None or age >= self.settings.limits.stale_market_data_ms:
             problems.setdefault("mids", "stale" if age is not None else "none yet")
         if any(t.done() for t in self._tasks):
@@ -361,7 +364,7 @@ class RiskService:
     async def _pump_mids(self) -> None:
         async for mids in self.market.stream_mids():
             self.book.set_marks(mids)
-            self.last_mids_ms = self._clock()
+            self.last_mids_ms = self._clock.now_ms()
 
     async def on_fill(self, account: str, fill: Fill) -> None:
         """Apply one of our fills to the book (positions are never polled per fill)."""
@@ -390,7 +393,7 @@ class RiskService:
         the closes started (the loop does not: a slow close must not delay the next scan)."""
         started: list[asyncio.Task[CloseResult]] = []
         checked: list[Key] = []
-        for decision in self.book.check(self._clock()):
+        for decision in self.book.check(self._clock.now_ms()):
             checked.append((decision.account, decision.coin))
             key = (decision.account, decision.coin)
             self._dirty.add(key)
@@ -473,7 +476,7 @@ class RiskService:
         """Cancel resting (non-trigger) orders older than ``pending_timeout_secs`` that no component owns;
         their oids. An order only the stream showed is confirmed by a REST read first (the stream does not
         say whether an order is a trigger order)."""
-        now = self._clock()
+        now = self._clock.now_ms()
         cancelled: list[int] = []
         for account, venue in self.venues.items():
             if account in self._order_streams and self.open_orders.loaded(account):
@@ -504,7 +507,7 @@ class RiskService:
     async def refresh_equity(self, *, force: bool = False) -> None:
         """Read each account's snapshot at a modest rate (``equity_refresh_secs``): equity, leverage and
         liquidation prices."""
-        now = self._clock()
+        now = self._clock.now_ms()
         for account, venue in self.venues.items():
             last = self._equity.get(account)
             if not force and last is not None and now - last[0] < self.settings.equity_refresh_secs * 1000:
@@ -537,7 +540,7 @@ class RiskService:
     async def breaker_tick(self) -> list[StateChange]:
         """One breaker evaluation per account; a change into HALTED with ``flatten`` closes everything."""
         await self.refresh_equity()
-        now = self._clock()
+        now = self._clock.now_ms()
         out: list[StateChange] = []
         for account in self.venues:
             limits = self.settings.limits
@@ -612,7 +615,7 @@ class RiskService:
                     if action.kind is ActionKind.ADOPT or old is None or old.size * p.size < 0:
                         policy = self._policy_for(account, action.coin) if old is None else old.policy
                         holding = Holding(account, action.coin, p.size, p.entry_price, Decimal(p.leverage),
-                                          policy, ExitState(entry_time_ms=self._clock()),
+                                          policy, ExitState(entry_time_ms=self._clock.now_ms()),
                                           p.liquidation_price)  # fmt: skip
                     else:
                         holding = replace(old, size=p.size, entry_price=p.entry_price)

@@ -21,7 +21,7 @@ at the position's native stop (``exits.native_stop_price``), sized to the live p
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -31,6 +31,7 @@ from hyperfollow.domain.errors import OrderNotFound, TransientError, VenueReject
 from hyperfollow.domain.ids import cloid_for
 from hyperfollow.domain.model import CancelRequest, OrderAck, OrderRequest, OrderState, Side, TpSl, Trigger
 from hyperfollow.domain.rules import Instrument, Rounding, quantize_price
+from hyperfollow.ports.clock import Clock
 from hyperfollow.ports.venue import MarketData, OrderGateway
 from hyperfollow.risk.exits import stop_moved_enough
 
@@ -99,7 +100,7 @@ class StopKeeper:
         gateways: Mapping[str, OrderGateway],
         market: MarketData,
         *,
-        clock: Callable[[], int],
+        clock: Clock,
         min_step_pct: Decimal = Decimal("0.5"),
         slippage_pct: Decimal = Decimal(10),
         max_moves_per_min: int = 20,
@@ -135,7 +136,7 @@ class StopKeeper:
         q = self._actions.get(account.lower())
         if q is None:
             return 0
-        cutoff = self._clock() - MINUTE_MS
+        cutoff = self._clock.now_ms() - MINUTE_MS
         while q and q[0] <= cutoff:
             q.popleft()
         return len(q)
@@ -230,7 +231,7 @@ class StopKeeper:
         )  # fmt: skip
 
     def _count(self, account: str, n: int) -> None:
-        now = self._clock()
+        now = self._clock.now_ms()
         q = self._actions.setdefault(account, deque())
         q.extend([now] * n)
         self.actions_sent += n

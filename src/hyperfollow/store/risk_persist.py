@@ -1,6 +1,6 @@
 """What the risk service needs from the store, in the shapes its constructor takes:
 
-    persist = RiskPersistence(store, clock=clock)
+    persist = RiskPersistence(store, clock=clock.now_ms)  # clock: the ports.clock.Clock
     svc = RiskService(venues, clock=clock, restore=await persist.restore(accounts),
                       on_state_change=persist.on_state_change,
                       on_holdings_change=persist.save_holdings)

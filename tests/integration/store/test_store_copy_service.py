@@ -21,6 +21,7 @@ from hyperfollow.copy.lifecycle import is_settlement
 from hyperfollow.copy.model import CopyIntent, FollowSettings, SizingMode, StopAction
 from hyperfollow.copy.service import CopyService, ServiceConfig
 from hyperfollow.copy.state import CopyEvent, EventKind
+from hyperfollow.core.clock import LiveClock
 from hyperfollow.domain.ids import cloid_for
 from hyperfollow.domain.model import OrderRequest, Side, Tif
 from hyperfollow.exchange.embedded import EmbeddedExchange
@@ -62,7 +63,7 @@ class World:
             {self.follower: venue},
             StoreCopyJournal(store),
             config=ServiceConfig(delta_loop=False),
-            clock=self.exchange.clock.now_ms,
+            clock=LiveClock(wall_ms=self.exchange.clock.now_ms),
         )
         svc.on_event(self.events.append)
         self.opened += [store, venue, svc]

@@ -17,6 +17,7 @@ from hyperfollow.adapters.sim.market import SimMarketData
 from hyperfollow.copy.journal import InMemoryJournal
 from hyperfollow.copy.service import CopyService, ServiceConfig
 from hyperfollow.copy.state import CopyEvent, EventKind
+from hyperfollow.core.clock import LiveClock
 from hyperfollow.domain.model import AccountSnapshot, Fill, Position, Side
 from hyperfollow.exchange.embedded import EmbeddedExchange
 
@@ -146,7 +147,7 @@ class HandWorld:
             self.journal,
             leader_venue=leader,  # type: ignore[arg-type]
             config=ServiceConfig(delta_loop=False, live_marks=False, **config),  # type: ignore[arg-type]
-            clock=self.exchange.clock.now_ms,
+            clock=LiveClock(wall_ms=self.exchange.clock.now_ms),
         )
         svc.on_event(self.events.append)
         self.services.append(svc)

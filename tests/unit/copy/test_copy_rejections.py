@@ -17,6 +17,7 @@ from hyperfollow.copy.journal import InMemoryJournal
 from hyperfollow.copy.model import CopyMode, FollowSettings, SkipReason
 from hyperfollow.copy.service import CopyService, ServiceConfig
 from hyperfollow.copy.state import CopyEvent, EventKind
+from hyperfollow.core.clock import LiveClock
 from hyperfollow.domain.errors import VenueRejected
 from hyperfollow.domain.model import OrderRequest, Side, Tif
 from hyperfollow.exchange.embedded import EmbeddedExchange
@@ -51,7 +52,10 @@ async def world() -> AsyncIterator[tuple[EmbeddedExchange, SimVenue, Refusing, C
     leader, follower = SimVenue(ex, LEADER), Refusing(ex, F1)
     events: list[CopyEvent] = []
     svc = CopyService(
-        {F1: follower}, InMemoryJournal(), config=ServiceConfig(delta_loop=False), clock=ex.clock.now_ms
+        {F1: follower},
+        InMemoryJournal(),
+        config=ServiceConfig(delta_loop=False),
+        clock=LiveClock(wall_ms=ex.clock.now_ms),
     )
     svc.on_event(events.append)
     await svc.follow(F1, LEADER, DELTA)

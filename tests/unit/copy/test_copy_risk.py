@@ -17,6 +17,7 @@ from hyperfollow.adapters.sim import SimVenue
 from hyperfollow.copy.model import SkipReason
 from hyperfollow.copy.service import CopyService, ServiceConfig
 from hyperfollow.copy.state import EventKind
+from hyperfollow.core.clock import LiveClock
 from hyperfollow.domain.errors import OutcomeUnknown
 from hyperfollow.domain.model import AccountSnapshot, Fill, OrderRequest, Side, Tif
 from hyperfollow.exchange.embedded import EmbeddedExchange
@@ -187,7 +188,7 @@ async def _watched(world: World, policy: LeaderHealthPolicy | None = None) -> tu
     view = LeaderView(venue)
     config = ServiceConfig(delta_loop=False, leader_health=policy or LeaderHealthPolicy())
     svc = CopyService({F1: venue}, world.journal, leader_venue=view, config=config,  # type: ignore[arg-type]
-                      clock=world.exchange.clock.now_ms)  # fmt: skip
+                      clock=LiveClock(wall_ms=world.exchange.clock.now_ms))  # fmt: skip
     svc.on_event(world.events.append)
     world.services.append(svc)
     await svc.follow(F1, LEADER, TENTH)

@@ -27,6 +27,7 @@ from hyperfollow.copy.model import (
 )
 from hyperfollow.copy.service import CopyService, ServiceConfig
 from hyperfollow.copy.state import CopyEvent, EventKind
+from hyperfollow.core.clock import LiveClock
 from hyperfollow.domain.ids import cloid_for
 from hyperfollow.domain.model import OrderRequest, Side, Tif
 from hyperfollow.exchange.embedded import EmbeddedExchange
@@ -70,7 +71,7 @@ class World:
             venues,
             self.journal,
             config=ServiceConfig(delta_loop=False, **config),  # type: ignore[arg-type]
-            clock=self.exchange.clock.now_ms,
+            clock=LiveClock(wall_ms=self.exchange.clock.now_ms),
         )
         svc.on_event(self.events.append)
         self.services.append(svc)
@@ -241,11 +242,12 @@ async def test_maker_style_rests_post_only_then_takes_the_rest_after_the_timeout
     settings = replace(TENTH, execution=ExecutionStyle.MAKER, maker_timeout_secs=D("0.01"))
     svc = await _following(world, settings)
 
-    async def step(secs: float) -> None:  # the maker timeout runs on the service's (stepped) clock
-        world.exchange.clock.advance(max(1, int(secs * 1000)))
-        await asyncio.sleep(0)
+    class Stepping(LiveClock):  # the maker timeout runs on the service's (stepped) clock
+        async def sleep(self, seconds: float) -> None:
+            world.exchange.clock.advance(max(1, int(seconds * 1000)))
+            await asyncio.sleep(0)
 
-    svc.sender.sleep = step
+    svc.sender.clock = Stepping(wall_ms=world.exchange.clock.now_ms)
     await world.trade(LEADER, Side.BUY, "1")
     await svc.settle()
     [event] = world.kinds(EventKind.FILLED)

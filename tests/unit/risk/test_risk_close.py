@@ -16,6 +16,7 @@ from typing import cast
 import pytest
 
 from hyperfollow.adapters.sim import SimVenue
+from hyperfollow.core.clock import LiveClock, SimClock
 from hyperfollow.domain.errors import OutcomeUnknown
 from hyperfollow.domain.model import OrderAck, OrderRequest, OrderState, Position, Side, Tif
 from hyperfollow.domain.rules import Instrument
@@ -104,23 +105,19 @@ class NoLock:
         return True
 
 
-class Pauses:
-    """The closer's sleep, recorded instead of slept."""
+LIVE = LiveClock()
+
+
+class Pauses(LiveClock):
+    """The closer's clock, its sleeps recorded instead of slept."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.slept: list[float] = []
 
-    async def __call__(self, secs: float) -> None:
-        self.slept.append(secs)
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
         await asyncio.sleep(0)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -165,7 +162,7 @@ async def test_concurrent_closes_send_one_reduce_only_order_and_leave_the_positi
 ) -> None:
     await open_position(venue, Side.BUY, "1.5")
     ports, gateway, _ = racing(venue)
-    closer = ExactlyOnceCloser({OURS: ports}, LocalCloseLock())
+    closer = ExactlyOnceCloser({OURS: ports}, LocalCloseLock(clock=LIVE), clock=LIVE)
     reasons = ["stop_loss", "leader_closed", "manual", "circuit_breaker"] * 2
     results = await asyncio.gather(*(closer.close(OURS, "ETH", r) for r in reasons))
 
@@ -191,14 +188,16 @@ async def test_without_a_lock_the_same_race_sends_every_close(venue: SimVenue) -
     """The control: the doubles make the closes interleave, so the single order above is the lock's doing."""
     await open_position(venue, Side.BUY, "1")
     ports, gateway, _ = racing(venue)
-    closer = ExactlyOnceCloser({OURS: ports}, NoLock())
+    closer = ExactlyOnceCloser({OURS: ports}, NoLock(), clock=LIVE)
     await asyncio.gather(*(closer.close(OURS, "ETH", "manual") for _ in range(4)))
     assert gateway.attempts == 4
 
 
 async def test_closing_a_flat_position_is_a_success_without_an_order(venue: SimVenue) -> None:
     ports, gateway, _ = racing(venue)
-    result = await ExactlyOnceCloser({OURS: ports}, LocalCloseLock()).close(OURS, "ETH", "manual")
+    result = await ExactlyOnceCloser({OURS: ports}, LocalCloseLock(clock=LIVE), clock=LIVE).close(
+        OURS, "ETH", "manual"
+    )
     assert result.ok
     assert result.status is CloseStatus.ALREADY_FLAT
     assert gateway.attempts == 0
@@ -208,7 +207,9 @@ async def test_a_short_is_closed_by_a_reduce_only_buy_at_the_slippage_cap(venue:
     await open_position(venue, Side.SELL, "0.8")
     ports, gateway, _ = racing(venue)
     mid = (await venue.market.mids())["ETH"]
-    closer = ExactlyOnceCloser({OURS: ports}, LocalCloseLock(), CloseSettings(slippage_cap_pct=Decimal("1")))
+    closer = ExactlyOnceCloser(
+        {OURS: ports}, LocalCloseLock(clock=LIVE), CloseSettings(slippage_cap_pct=Decimal("1")), clock=LIVE
+    )
     result = await closer.close(OURS, "ETH", "take_profit")
     [order] = gateway.sent
     assert (order.side, order.size, order.reduce_only) == (Side.BUY, Decimal("0.8"), True)
@@ -221,7 +222,7 @@ async def test_a_short_is_closed_by_a_reduce_only_buy_at_the_slippage_cap(venue:
 async def test_a_partial_close_takes_the_fraction_of_the_live_position(venue: SimVenue) -> None:
     await open_position(venue, Side.BUY, "1")
     ports, gateway, _ = racing(venue)
-    closer = ExactlyOnceCloser({OURS: ports}, LocalCloseLock())
+    closer = ExactlyOnceCloser({OURS: ports}, LocalCloseLock(clock=LIVE), clock=LIVE)
     result = await closer.close(OURS, "ETH", "take_profit", Decimal("0.3"))
     assert result.status is CloseStatus.CLOSED
     assert gateway.sent[0].size == Decimal("0.3")
@@ -232,7 +233,7 @@ async def test_outcome_unknown_after_a_real_send_is_resolved_by_cloid_not_double
     await open_position(venue, Side.BUY, "1.2")
     ports, gateway, _ = racing(venue, unknown_after=1)
     pauses = Pauses()
-    closer = ExactlyOnceCloser({OURS: ports}, LocalCloseLock(), sleep=pauses)
+    closer = ExactlyOnceCloser({OURS: ports}, LocalCloseLock(clock=LIVE), clock=pauses)
     result = await closer.close(OURS, "ETH", "stop_loss")
     assert pauses.slept == [CloseSettings().resolve_pause_secs]  # the venue got time before the lookup
 
@@ -251,7 +252,7 @@ async def test_outcome_unknown_of_a_request_the_venue_never_saw_resends_the_same
 ) -> None:
     await open_position(venue, Side.BUY, "1")
     ports, gateway, _ = racing(venue, lost_before=1)
-    closer = ExactlyOnceCloser({OURS: ports}, LocalCloseLock(), sleep=Pauses())
+    closer = ExactlyOnceCloser({OURS: ports}, LocalCloseLock(clock=LIVE), clock=Pauses())
     result = await closer.close(OURS, "ETH", "stop_loss")
     assert result.status is CloseStatus.CLOSED
     assert gateway.attempts == 2
@@ -265,15 +266,15 @@ async def test_an_outcome_that_stays_unknown_keeps_the_lease_until_it_expires(ve
     before the lease runs out (the order may still land)."""
     await open_position(venue, Side.BUY, "1")
     ports, gateway, _ = racing(venue, lost_before=5)
-    clock = Clock()
-    lock = LocalCloseLock(monotonic=clock)
-    closer = ExactlyOnceCloser({OURS: ports}, lock, CloseSettings(wait_ms=0), sleep=Pauses())
+    clock = SimClock()
+    lock = LocalCloseLock(clock=clock)
+    closer = ExactlyOnceCloser({OURS: ports}, lock, CloseSettings(wait_ms=0), clock=Pauses())
     result = await closer.close(OURS, "ETH", "stop_loss")
     assert (result.status, result.ok) == (CloseStatus.UNKNOWN, False)
     assert gateway.attempts == 2
     assert (await closer.close(OURS, "ETH", "manual")).status is CloseStatus.BUSY
     assert gateway.attempts == 2
-    clock.now += CloseSettings().lease_ttl_ms / 1000
+    await clock.advance(CloseSettings().lease_ttl_ms / 1000)
     gateway.lost_before = 0
     assert (await closer.close(OURS, "ETH", "manual")).status is CloseStatus.CLOSED
     assert await eth_size(venue) == 0
@@ -282,7 +283,7 @@ async def test_an_outcome_that_stays_unknown_keeps_the_lease_until_it_expires(ve
 async def test_concurrent_closes_with_an_unknown_outcome_still_send_one_order(venue: SimVenue) -> None:
     await open_position(venue, Side.BUY, "1")
     ports, gateway, _ = racing(venue, unknown_after=1)
-    closer = ExactlyOnceCloser({OURS: ports}, LocalCloseLock(), sleep=Pauses())
+    closer = ExactlyOnceCloser({OURS: ports}, LocalCloseLock(clock=LIVE), clock=Pauses())
     results = await asyncio.gather(*(closer.close(OURS, "ETH", "manual") for _ in range(5)))
     assert len(gateway.sent) == 1
     assert all(r.ok for r in results)
@@ -295,7 +296,9 @@ async def test_a_position_closed_between_the_read_and_the_send_counts_as_flat(ve
     ports, gateway, account = racing(venue)
     account.stale = list(await venue.account.positions())
     await venue.gateway.submit(OrderRequest("ETH", Side.SELL, Decimal("1"), Decimal("2900"), Tif.IOC))
-    result = await ExactlyOnceCloser({OURS: ports}, LocalCloseLock()).close(OURS, "ETH", "stop_loss")
+    result = await ExactlyOnceCloser({OURS: ports}, LocalCloseLock(clock=LIVE), clock=LIVE).close(
+        OURS, "ETH", "stop_loss"
+    )
     assert result.status is CloseStatus.ALREADY_FLAT
     assert gateway.attempts == 1
     assert gateway.sent == []
@@ -303,11 +306,11 @@ async def test_a_position_closed_between_the_read_and_the_send_counts_as_flat(ve
 
 async def test_a_held_lock_answers_busy_after_the_wait_and_sends_nothing(venue: SimVenue) -> None:
     await open_position(venue, Side.BUY, "1")
-    lock = LocalCloseLock()
+    lock = LocalCloseLock(clock=LIVE)
     held = await lock.acquire(f"close:{OURS}:ETH", 60_000)
     assert held is not None
     ports, gateway, _ = racing(venue)
-    closer = ExactlyOnceCloser({OURS: ports}, lock, CloseSettings(wait_ms=0))
+    closer = ExactlyOnceCloser({OURS: ports}, lock, CloseSettings(wait_ms=0), clock=LIVE)
     result = await closer.close(OURS, "ETH", "manual")
     assert (result.status, result.ok) == (CloseStatus.BUSY, False)
     assert gateway.attempts == 0
@@ -317,21 +320,23 @@ async def test_a_held_lock_answers_busy_after_the_wait_and_sends_nothing(venue: 
 async def test_a_holder_whose_lease_was_taken_over_does_not_send(venue: SimVenue) -> None:
     """The fencing check before sending: the lease ran out while the position was being read."""
     await open_position(venue, Side.BUY, "1")
-    clock = Clock()
-    lock = LocalCloseLock(monotonic=clock)
+    clock = SimClock()
+    lock = LocalCloseLock(clock=clock)
     ports, gateway, _ = racing(venue)
 
     class Slow(RacingAccount):
         async def positions(self) -> list[Position]:
             out = await self.inner.positions()
-            clock.now += 60  # the read took longer than the lease: it expired, and someone took it over
+            await clock.advance(
+                60
+            )  # the read took longer than the lease: it expired, and someone took it over
             assert await lock.acquire(f"close:{OURS}:ETH", 60_000) is not None
             return out
 
     slow = Ports(ports.gateway, venue.market, cast(AccountState, Slow(venue.account)))
-    result = await ExactlyOnceCloser({OURS: slow}, lock, CloseSettings(lease_ttl_ms=30_000)).close(
-        OURS, "ETH", "manual"
-    )
+    result = await ExactlyOnceCloser(
+        {OURS: slow}, lock, CloseSettings(lease_ttl_ms=30_000), clock=LIVE
+    ).close(OURS, "ETH", "manual")
     assert result.status is CloseStatus.BUSY
     assert gateway.attempts == 0
 
@@ -364,7 +369,7 @@ def test_result_ok_only_for_closed_or_flat() -> None:
 
 
 async def test_fraction_outside_the_unit_interval_is_refused(venue: SimVenue) -> None:
-    closer = ExactlyOnceCloser({OURS: venue}, LocalCloseLock())
+    closer = ExactlyOnceCloser({OURS: venue}, LocalCloseLock(clock=LIVE), clock=LIVE)
     with pytest.raises(ValueError, match="fraction"):
         await closer.close(OURS, "ETH", "manual", Decimal(0))
 
@@ -373,7 +378,7 @@ async def test_fraction_outside_the_unit_interval_is_refused(venue: SimVenue) ->
 
 
 async def test_local_lock_tokens_strictly_increase_and_only_the_owner_releases() -> None:
-    lock = LocalCloseLock(wall_us=lambda: 5)
+    lock = LocalCloseLock(clock=SimClock(5_000))  # 5 us
     first = await lock.acquire("k", 1000)
     assert first is not None
     assert await lock.acquire("k", 1000) is None
@@ -388,21 +393,21 @@ async def test_local_lock_tokens_strictly_increase_and_only_the_owner_releases()
 
 
 async def test_local_lock_tokens_start_from_the_wall_clock_so_a_restart_never_reuses_one() -> None:
-    before = await LocalCloseLock(wall_us=lambda: 1_000).acquire("k", 1000)
-    after = await LocalCloseLock(wall_us=lambda: 2_000).acquire("k", 1000)
+    before = await LocalCloseLock(clock=SimClock(start_ms=1)).acquire("k", 1000)
+    after = await LocalCloseLock(clock=SimClock(start_ms=2)).acquire("k", 1000)
     assert before is not None
     assert after is not None
     assert before.token < after.token
 
 
 async def test_local_lock_expiry_lets_the_next_holder_in_and_fences_the_old_one() -> None:
-    clock = Clock()
-    lock = LocalCloseLock(monotonic=clock)
+    clock = SimClock()
+    lock = LocalCloseLock(clock=clock)
     crashed = await lock.acquire("k", 500)
     assert crashed is not None
-    clock.now += 0.499
+    await clock.advance(0.499)
     assert await lock.acquire("k", 500) is None
-    clock.now += 0.002
+    await clock.advance(0.002)
     taker = await lock.acquire("k", 500)
     assert taker is not None
     assert taker.token > crashed.token
@@ -413,18 +418,18 @@ async def test_local_lock_expiry_lets_the_next_holder_in_and_fences_the_old_one(
 
 
 async def test_local_lock_extension_keeps_the_lease() -> None:
-    clock = Clock()
-    lock = LocalCloseLock(monotonic=clock)
+    clock = SimClock()
+    lock = LocalCloseLock(clock=clock)
     lease = await lock.acquire("k", 500)
     assert lease is not None
-    clock.now += 0.4
+    await clock.advance(0.4)
     assert await lock.extend(lease, 500)
-    clock.now += 0.4
+    await clock.advance(0.4)
     assert await lock.acquire("k", 500) is None
 
 
 async def test_local_lock_waiter_gets_the_lease_when_the_holder_releases() -> None:
-    lock = LocalCloseLock()
+    lock = LocalCloseLock(clock=LIVE)
     holder = await lock.acquire("k", 60_000)
     assert holder is not None
     waiter = asyncio.ensure_future(lock.acquire("k", 60_000, wait_ms=60_000))
@@ -438,4 +443,4 @@ async def test_local_lock_waiter_gets_the_lease_when_the_holder_releases() -> No
 
 async def test_local_lock_refuses_a_non_positive_ttl() -> None:
     with pytest.raises(ValueError, match="ttl"):
-        await LocalCloseLock().acquire("k", 0)
+        await LocalCloseLock(clock=LIVE).acquire("k", 0)

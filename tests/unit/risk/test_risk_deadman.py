@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 
 from hyperfollow.adapters.sim import SimVenue
+from hyperfollow.core.clock import LiveClock
 from hyperfollow.domain.model import OrderRequest, Side
 from hyperfollow.exchange.embedded import EmbeddedExchange
 from hyperfollow.risk.deadman import DeadMansSwitch
@@ -30,7 +31,7 @@ async def test_renewed_while_healthy_then_the_venue_cancels_when_we_go_quiet(
 ) -> None:
     ex, v = venue
     health = {"ok": True}
-    switch = DeadMansSwitch(v.gateway, clock=ex.clock.now_ms, healthy=lambda: health["ok"])
+    switch = DeadMansSwitch(v.gateway, clock=LiveClock(wall_ms=ex.clock.now_ms), healthy=lambda: health["ok"])
     await v.gateway.submit(OrderRequest("ETH", Side.BUY, Decimal("0.1"), Decimal(2800)))
     for _ in range(4):  # 4 x 40 s: well past one 60 s window, renewed each time
         assert await switch.renew()
@@ -44,7 +45,7 @@ async def test_renewed_while_healthy_then_the_venue_cancels_when_we_go_quiet(
 
 async def test_a_clean_stop_clears_the_switch(venue: tuple[EmbeddedExchange, SimVenue]) -> None:
     ex, v = venue
-    switch = DeadMansSwitch(v.gateway, clock=ex.clock.now_ms)
+    switch = DeadMansSwitch(v.gateway, clock=LiveClock(wall_ms=ex.clock.now_ms))
     await v.gateway.submit(OrderRequest("ETH", Side.BUY, Decimal("0.1"), Decimal(2800)))
     assert await switch.renew()
     await switch.stop(clear=True)
@@ -55,4 +56,4 @@ async def test_a_clean_stop_clears_the_switch(venue: tuple[EmbeddedExchange, Sim
 
 def test_the_window_leaves_room_for_the_venue_minimum() -> None:
     with pytest.raises(ValueError, match="5 s minimum"):
-        DeadMansSwitch(object(), clock=lambda: 0, window_ms=20_000, renew_every_ms=20_000)  # type: ignore[arg-type]
+        DeadMansSwitch(object(), clock=LiveClock(), window_ms=20_000, renew_every_ms=20_000)  # type: ignore[arg-type]

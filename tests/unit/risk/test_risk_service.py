@@ -14,6 +14,7 @@ import structlog
 from structlog.testing import capture_logs
 
 from hyperfollow.adapters.sim import SimVenue
+from hyperfollow.core.clock import LiveClock
 from hyperfollow.domain.model import OrderRequest, OrderState, Side, Tif
 from hyperfollow.domain.rules import Rounding, quantize_price
 from hyperfollow.exchange.embedded import EmbeddedExchange
@@ -56,7 +57,7 @@ async def settle() -> None:
 
 
 async def started(ex: EmbeddedExchange, v: SimVenue, s: RiskSettings, **kw: object) -> RiskService:
-    svc = RiskService({OURS: v}, clock=ex.clock.now_ms, settings=s, **kw)  # type: ignore[arg-type]
+    svc = RiskService({OURS: v}, clock=LiveClock(wall_ms=ex.clock.now_ms), settings=s, **kw)  # type: ignore[arg-type]
     await svc.start()
     return svc
 

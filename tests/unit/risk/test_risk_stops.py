@@ -9,6 +9,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from hyperfollow.adapters.sim import SimVenue
+from hyperfollow.core.clock import LiveClock
 from hyperfollow.domain.model import CancelRequest, OrderRequest, OrderState, Side, Tif
 from hyperfollow.domain.rules import Instrument
 from hyperfollow.exchange.embedded import EmbeddedExchange
@@ -30,7 +31,7 @@ async def venue() -> AsyncIterator[tuple[EmbeddedExchange, SimVenue]]:
 
 
 def keeper(ex: EmbeddedExchange, v: SimVenue, **kw: object) -> StopKeeper:
-    return StopKeeper({OURS: v.gateway}, v.market, clock=ex.clock.now_ms, **kw)  # type: ignore[arg-type]
+    return StopKeeper({OURS: v.gateway}, v.market, clock=LiveClock(wall_ms=ex.clock.now_ms), **kw)  # type: ignore[arg-type]
 
 
 async def open_position(v: SimVenue, side: Side, size: str) -> None:
