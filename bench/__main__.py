@@ -6,6 +6,9 @@ with ``op`` one of ``<``, ``<=``, ``>``, ``>=``. All modules run in this one pro
 and one table is printed: value, unit, goal, and the ratio to the goal (``>= 1x`` means the goal is met;
 for "less is better" goals the ratio is goal / value). Arguments pick modules: ``engine`` or
 ``bench_engine``. The exit status is 1 when a module fails (or, with ``--strict``, a goal is missed).
+
+``realism`` is run only when named, with its own options and table: ``python -m bench realism --seeds 7 8
+--minutes 30`` prints the synthetic market's microstructure figures next to the recorded venue's.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from rich.console import Console
 from rich.table import Table
 
 ORDER = ["bench_engine", "bench_signing", "bench_roundtrip", "bench_ws", "bench_market"]
+OWN_TABLE = {"bench_realism"}  # run only when named; they print their own table and take their own options
 OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
 }  # fmt: skip
@@ -45,7 +49,7 @@ class Row:
 def discover() -> list[str]:
     """bench_* modules next to this file: the known ones in ORDER, then any others alphabetically."""
     found = sorted(p.stem for p in Path(__file__).parent.glob("bench_*.py"))
-    return [m for m in ORDER if m in found] + [m for m in found if m not in ORDER]
+    return [m for m in ORDER if m in found] + [m for m in found if m not in ORDER and m not in OWN_TABLE]
 
 
 def resolve(names: list[str], available: list[str]) -> list[str]:
@@ -110,8 +114,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", help="modules to run (default: all), e.g. engine ws")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a goal is missed")
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
     available = discover()
+    own = [m for m in args.modules if f"bench_{m.removeprefix('bench_')}" in OWN_TABLE]
+    if own:
+        if len(own) != len(args.modules):
+            raise SystemExit(f"{own[0]} runs alone: python -m bench {own[0]} [its options]")
+        module_name = f"bench_{own[0].removeprefix('bench_')}"
+        code: int = importlib.import_module(f"bench.{module_name}").main(extra)
+        return code
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     chosen = resolve(args.modules, available) if args.modules else available
     console = Console(width=max(170, Console().width))
     console.print(f"[bold]hyperfollow benchmarks[/bold]  {machine()}")
