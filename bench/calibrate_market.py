@@ -16,7 +16,11 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+from collections import Counter
 from pathlib import Path
+
+import numpy as np
 
 from bench.recorded import (
     DJIENNE,
@@ -25,9 +29,11 @@ from bench.recorded import (
     load_hftbacktest,
     load_live_books,
 )
-from hyperfollow.exchange.microstructure import measure, minute_autocorrelation
+from hyperfollow.exchange.microstructure import Print, Snapshot, measure, minute_autocorrelation
 
 OUT = Path(__file__).resolve().parents[1] / "src" / "hyperfollow" / "exchange" / "calibrated.py"
+LEVEL_QUANTILES = (0.02, 0.1, 0.25, 0.5, 0.75, 0.9, 0.98)
+ORDER_QUANTILES = (0.0, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 1.0)
 LIVE_KEYS = ("trades_per_min", "median_trade_usd", "buy_share", "addresses_5m", "orders_per_level")
 
 
@@ -61,21 +67,81 @@ def recorded() -> dict[str, dict[str, dict[str, float]]]:
     return out
 
 
+def _taker_orders(prints: list[Print]) -> list[float]:
+    """USD size of each taker order: the prints of one venue time and side are one order's fills."""
+    orders: dict[tuple[int, bool], float] = {}
+    for p in prints:
+        key = (p.ts_ms, p.taker_is_buy)
+        orders[key] = orders.get(key, 0.0) + p.px * p.sz
+    return list(orders.values())
+
+
+def _tick(books: list[Snapshot]) -> float:
+    return min(
+        abs(s[i + 1][0] - s[i][0]) for b in books[:200] for s in (b.bids, b.asks) for i in range(len(s) - 1)
+    )
+
+
+def profiles() -> dict[str, dict[str, list[float] | float]]:
+    """Book and tape parameters per recorded coin, both djienne captures pooled.
+
+    ``level_usd``: per level (0 = best) the USD size at ``LEVEL_QUANTILES`` (both sides pooled);
+    ``gap_ticks``: share of consecutive levels 1, 2 and 3+ ticks apart; ``wide_spread``: share of books
+    whose spread is more than one tick; ``taker_orders_per_min`` and ``order_usd`` (at ``ORDER_QUANTILES``):
+    the taker orders behind the prints; ``buy_share``: share of prints bought; ``orders_per_level``: mean
+    ``n`` per level of the live BTC books (the only feed here with order counts; used for every coin).
+    """
+    captures = [load_djienne(folder) for folder in DJIENNE]
+    live_n = np.array(load_live_books()["BTC"][2], dtype=float).reshape(-1, 2, 20).mean(axis=(0, 1))
+    out: dict[str, dict[str, list[float] | float]] = {}
+    for coin in captures[0]:
+        books = [b for cap in captures for b in cap[coin][0] if len(b.bids) >= 20 and len(b.asks) >= 20]
+        prints = [p for cap in captures for p in cap[coin][1]]
+        minutes = sum((cap[coin][1][-1].ts_ms - cap[coin][1][0].ts_ms) / 60_000 for cap in captures)
+        levels = np.array([[px * sz for px, sz in side[:20]] for b in books for side in (b.bids, b.asks)])
+        tick = _tick(books)
+        gaps = Counter(
+            min(3, round(abs(side[i + 1][0] - side[i][0]) / tick))
+            for b in books
+            for side in (b.bids, b.asks)
+            for i in range(19)
+        )
+        total_gaps = sum(gaps.values())
+        wide = sum(round((b.asks[0][0] - b.bids[0][0]) / tick) > 1 for b in books) / len(books)
+        orders = _taker_orders([p for cap in captures for p in cap[coin][1]])
+        out[coin] = {
+            "level_usd": [
+                [round(float(q), 1) for q in np.quantile(levels[:, i], LEVEL_QUANTILES)] for i in range(20)
+            ],
+            "gap_ticks": [round(gaps[k] / total_gaps, 4) for k in (1, 2, 3)],
+            "wide_spread": round(wide, 4),
+            "taker_orders_per_min": round(len(orders) / minutes, 2),
+            "order_usd": [round(float(q), 1) for q in np.quantile(orders, ORDER_QUANTILES)],
+            "buy_share": round(sum(p.taker_is_buy for p in prints) / len(prints), 4),
+            "orders_per_level": [round(float(n), 2) for n in live_n],
+        }
+    return out
+
+
 def main() -> None:
     """Write the tables."""
-    tables = {"RECORDED": recorded()}
+    tables = {"RECORDED": recorded(), "PROFILES": profiles()}
     lines = [
         '"""Calibration tables of the synthetic market, written by ``python -m bench.calibrate_market``.',
         "",
         "Generated from the recorded real venue (see that script); do not edit by hand.",
         '"""',
         "",
+        "from typing import Any",
+        "",
     ]
     for name, table in tables.items():
         body = json.dumps(table, indent=4)
-        lines.append(f"{name}: dict[str, dict[str, dict[str, float]]] = {body}")
+        kind = "dict[str, dict[str, dict[str, float]]]" if name == "RECORDED" else "dict[str, dict[str, Any]]"
+        lines.append(f"{name}: {kind} = {body}")
         lines.append("")
     OUT.write_text("\n".join(lines) + "\n")
+    subprocess.run(["ruff", "format", str(OUT)], check=False, capture_output=True)
     print(f"wrote {OUT}")
 
 
