@@ -87,9 +87,11 @@ def profiles() -> dict[str, dict[str, list[float] | float]]:
 
     ``level_usd``: per level (0 = best) the USD size at ``LEVEL_QUANTILES`` (both sides pooled);
     ``gap_ticks``: share of consecutive levels 1, 2 and 3+ ticks apart; ``wide_spread``: share of books
-    whose spread is more than one tick; ``taker_orders_per_min`` and ``order_usd`` (at ``ORDER_QUANTILES``):
-    the taker orders behind the prints; ``buy_share``: share of prints bought; ``orders_per_level``: mean
-    ``n`` per level of the live BTC books (the only feed here with order counts; used for every coin).
+    whose spread is more than one tick; ``taker_orders_per_min`` and ``order_usd`` (at
+    ``ORDER_QUANTILES``): the taker orders behind the prints (the prints of one venue time and side);
+    ``prints_per_min`` and ``print_usd`` (same quantiles): the prints themselves; ``buy_share``: share of
+    prints bought; ``orders_per_level``: mean ``n`` per level of the live BTC books (the only feed here
+    with order counts; used for every coin).
     """
     captures = [load_djienne(folder) for folder in DJIENNE]
     live_n = np.array(load_live_books()["BTC"][2], dtype=float).reshape(-1, 2, 20).mean(axis=(0, 1))
@@ -117,6 +119,10 @@ def profiles() -> dict[str, dict[str, list[float] | float]]:
             "wide_spread": round(wide, 4),
             "taker_orders_per_min": round(len(orders) / minutes, 2),
             "order_usd": [round(float(q), 1) for q in np.quantile(orders, ORDER_QUANTILES)],
+            "prints_per_min": round(len(prints) / minutes, 2),
+            "print_usd": [
+                round(float(q), 1) for q in np.quantile([p.px * p.sz for p in prints], ORDER_QUANTILES)
+            ],
             "buy_share": round(sum(p.taker_is_buy for p in prints) / len(prints), 4),
             "orders_per_level": [round(float(n), 2) for n in live_n],
         }

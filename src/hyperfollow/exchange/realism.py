@@ -55,7 +55,7 @@ def simulate(
     coins: tuple[str, ...] = DEMO_COINS,
     *,
     traders: bool = True,
-    step_ms: int = 100,
+    step_ms: int = 500,
     snapshot_ms: int = 500,
 ) -> Run:
     """Run the market for ``minutes`` of simulated time in steps of ``step_ms``; record every coin."""
