@@ -22,6 +22,8 @@ RECORDED: dict[str, dict[str, dict[str, float]]] = {
             "vol_1s_bps": 0.6065,
             "obi_ratio": 1.3658,
             "obi_flips": 0.0876,
+            "obi_front_lead": 0.2462,
+            "obi_deep_lead": 0.2673,
         },
         "ETH": {
             "trades_per_min": 85.8184,
@@ -38,6 +40,8 @@ RECORDED: dict[str, dict[str, dict[str, float]]] = {
             "vol_1s_bps": 0.8339,
             "obi_ratio": 2.6144,
             "obi_flips": 0.1438,
+            "obi_front_lead": 0.0137,
+            "obi_deep_lead": 0.1028,
         },
         "SOL": {
             "trades_per_min": 108.9,
@@ -54,6 +58,8 @@ RECORDED: dict[str, dict[str, dict[str, float]]] = {
             "vol_1s_bps": 0.945,
             "obi_ratio": 3.3775,
             "obi_flips": 0.1348,
+            "obi_front_lead": 0.3198,
+            "obi_deep_lead": -0.0114,
         },
     },
     "djienne 2025-09-04": {
@@ -72,6 +78,8 @@ RECORDED: dict[str, dict[str, dict[str, float]]] = {
             "vol_1s_bps": 0.4565,
             "obi_ratio": 1.3945,
             "obi_flips": 0.0808,
+            "obi_front_lead": 0.3415,
+            "obi_deep_lead": 0.3593,
         },
         "ETH": {
             "trades_per_min": 209.4,
@@ -88,6 +96,8 @@ RECORDED: dict[str, dict[str, dict[str, float]]] = {
             "vol_1s_bps": 0.9802,
             "obi_ratio": 2.7003,
             "obi_flips": 0.1583,
+            "obi_front_lead": 0.2356,
+            "obi_deep_lead": 0.1907,
         },
         "SOL": {
             "trades_per_min": 127.7,
@@ -104,6 +114,8 @@ RECORDED: dict[str, dict[str, dict[str, float]]] = {
             "vol_1s_bps": 1.0697,
             "obi_ratio": 3.9279,
             "obi_flips": 0.1538,
+            "obi_front_lead": 0.2754,
+            "obi_deep_lead": 0.117,
         },
     },
     "copier audit live 2026-07-22": {

@@ -43,6 +43,7 @@ N_MAKERS = 120
 N_TAKERS = 2_000
 MIN_PART_USD = 11.0
 MAX_ORDERS_PER_LEVEL = 8
+FRONT = 5  # levels 0..4: "the front", where takers trade and makers flicker
 BEST_FLOOR = 0.3  # the makers' best level is drawn from the recorded one's quantiles above this
 PRINTS_PER_ORDER = 1.3  # measured on the synthetic book: an order the size of a print sometimes splits
 
@@ -58,9 +59,9 @@ class Profile:
     print_usd: tuple[float, ...]  # USD size of a print at ORDER_QUANTILES
     spread_ticks: int = 1
     flicker: float = 0.25  # chance per update that a front level is re-drawn
-    deep_refresh: float = 0.04  # same, for the levels behind the first five
+    deep_refresh: float = 0.1  # same, for the levels behind the first five
     front_lean: float = 0.15  # how much the imbalance leans the first five levels ...
-    deep_lean: float = 0.8  # ... and the rest
+    deep_lean: float = 0.5  # ... and the rest
     taker_lean: float = 0.25  # buy probability = 0.5 + taker_lean * imbalance
     daily_volume_usd: float = 1e9  # for the square-root impact law of taker flow
 
@@ -210,6 +211,7 @@ class Quoter:
 
     def _maintain(self, is_buy: bool, imb: float) -> None:
         side, rng, profile = self.sides[is_buy], self.rng, self.profile
+
         prices = self._ladder_prices(is_buy)
         wanted = set(prices)
         for px in [p for p in side if p not in wanted]:
@@ -217,13 +219,14 @@ class Quoter:
         lean = imb if is_buy else -imb
         for index, px in enumerate(prices):
             level = side.get(px)
-            deep = index >= 5
             if level is None:
                 self._build(is_buy, px, index, lean)
                 continue
-            left = self._resting(level)
-            chance = profile.deep_refresh if deep else profile.flicker
-            if left < 0.4 * level.target or rng.random() < chance:
+            # takers reach the front: only its levels are checked for depletion at every update
+            front = index < FRONT
+            if rng.random() < (profile.flicker if front else profile.deep_refresh) or (
+                front and self._resting(level) < 0.4 * level.target
+            ):
                 self._resize(is_buy, px, level, self._target_lots(px, index, lean), index)
 
     def _ladder_prices(self, is_buy: bool) -> list[int]:
@@ -265,7 +268,7 @@ class Quoter:
         if index == 0:  # the recorded touch includes the moments after takers hit it: quote its upper part
             u = BEST_FLOOR + (1.0 - BEST_FLOOR) * u
         usd = sample_quantiles(LEVEL_QUANTILES, profile.level_usd[min(index, LEVELS - 1)], u)
-        usd *= max(0.05, 1.0 + (profile.deep_lean if index >= 5 else profile.front_lean) * lean)
+        usd *= max(0.05, 1.0 + (profile.deep_lean if index >= FRONT else profile.front_lean) * lean)
         return self._lots(px, max(usd, MIN_PART_USD))
 
     def _lots(self, px: int, usd: float) -> int:
@@ -302,7 +305,10 @@ class Quoter:
         if px * lots // ntl_div(self.inst) < MIN_ORDER_MICRO:
             return None
         maker = self.crowd.maker(self.rng.random())
-        status = engine.place(maker, OrderSpec(self.inst.asset, is_buy, px, lots, tif="Gtc"))
+        # the makers' orders are valid by construction (grid prices, minimum value, funded makers):
+        # straight to matching, without the per-order checks of a client's order
+        order = engine._new_order(maker, OrderSpec(self.inst.asset, is_buy, px, lots, tif="Gtc"), "na")
+        status = engine._execute(self.inst, order)
         if isinstance(status, dict) and "resting" in status:
             oid: int = status["resting"]["oid"]
             return oid
@@ -310,8 +316,14 @@ class Quoter:
 
     def _resting(self, level: _Level) -> int:
         live = self.engine.live
-        level.oids = [oid for oid in level.oids if oid in live]
-        return sum(live[oid].sz for oid in level.oids)
+        total, kept = 0, []
+        for oid in level.oids:
+            order = live.get(oid)
+            if order is not None:
+                kept.append(oid)
+                total += order.sz
+        level.oids = kept
+        return total
 
     def _resize(self, is_buy: bool, px: int, level: _Level, target: int, index: int) -> None:
         """Bring a level to ``target`` lots: cancel from the back of its queue, or add behind it."""

@@ -85,7 +85,7 @@ class CoinModel:
     lag_halflife_s: float = 0.25  # how fast the quotes reach a move of the efficient price
     impact_permanent: float = 0.5  # share of a taker's impact that stays
     impact_halflife_s: float = 60.0  # decay of the rest
-    imbalance_lead_steps: int = 30  # how many future moves the book imbalance reveals
+    imbalance_lead_steps: int = 80  # how many future moves the book imbalance reveals
     imbalance_info: float = 0.65  # in [0, 1]: weight of the future moves in the imbalance
     outlook_s: tuple[float, float] = (180.0, 1_800.0)  # horizons of ``outlook`` and ``outlook_long``
     half_spread_bps: float = 2.0

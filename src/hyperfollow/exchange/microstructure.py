@@ -16,6 +16,8 @@ Definitions (every median is over snapshots or prints, every rate over the strea
 - ``ac1_1s`` / ``kurt_1s``: lag-1 autocorrelation and (plain, normal = 3) kurtosis of 1 s log returns.
 - ``obi_ratio``: std of the 5-level order-book imbalance over std of the 20-level one.
 - ``obi_flips``: sign changes of the 20-level imbalance per snapshot.
+- ``obi_front_lead`` / ``obi_deep_lead``: correlation of the imbalance of levels 1-5 / 6-20 with the
+  mid's log return over the next ``LEAD_MS`` (which part of the book tells where the price goes).
 - ``addresses_5m``: distinct addresses (buyers and sellers) printing per 5 minutes.
 """
 
@@ -29,6 +31,7 @@ import numpy as np
 
 BOOK_LEVELS = 20
 COST_ORDER_USD = 100_000.0
+LEAD_MS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,8 @@ FIGURES: tuple[tuple[str, str], ...] = (
     ("vol_1s_bps", "1 s return std, bps"),
     ("obi_ratio", "std(OBI over 5 levels) / std(OBI over 20)"),
     ("obi_flips", "OBI sign flips per snapshot"),
+    ("obi_front_lead", "corr(OBI levels 1-5, next 10 s return)"),
+    ("obi_deep_lead", "corr(OBI levels 6-20, next 10 s return)"),
     ("addresses_5m", "distinct trading addresses per 5 min"),
 )
 
@@ -132,6 +137,16 @@ def _book_figures(books: Sequence[Snapshot]) -> dict[str, float]:
         out["obi_ratio"] = float(obi5.std() / obi20.std())
         signs = np.sign(obi20)
         out["obi_flips"] = float(np.count_nonzero(signs[1:] != signs[:-1])) / (len(books) - 1)
+    ts = np.array([b.ts_ms for b in books], dtype=np.int64)
+    later = np.searchsorted(ts, ts + LEAD_MS)
+    ok = later < len(books)
+    if ok.sum() > 10:
+        future = np.log(mids[later[ok]] / mids[ok])
+        deep = np.array([_obi(b, BOOK_LEVELS, 5) for b in books])
+        for key, obi in (("obi_front_lead", obi5), ("obi_deep_lead", deep)):
+            x = obi[ok]
+            if x.std() > 0 and future.std() > 0:
+                out[key] = float(np.corrcoef(x, future)[0, 1])
     return out
 
 
@@ -147,9 +162,9 @@ def _walk_cost_bps(side: Sequence[tuple[float, float]], mid: float, usd: float) 
     return None
 
 
-def _obi(book: Snapshot, levels: int) -> float:
-    bid = sum(sz for _, sz in book.bids[:levels])
-    ask = sum(sz for _, sz in book.asks[:levels])
+def _obi(book: Snapshot, levels: int, skip: int = 0) -> float:
+    bid = sum(sz for _, sz in book.bids[skip:levels])
+    ask = sum(sz for _, sz in book.asks[skip:levels])
     return (bid - ask) / (bid + ask) if bid + ask > 0 else 0.0
 
 
