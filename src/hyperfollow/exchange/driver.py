@@ -92,7 +92,7 @@ class MarketDriver:
             for i in synthetic
         }
         self._seen_tid = {i.asset: 0 for i in synthetic}
-        self._t = now  # the path's last 100 ms step the book and tape have seen
+        self._t0 = self._t = now  # the path's start, and its last step the book and tape have seen
         self.traders = [
             SimTrader(spec, seed) for spec in traders or () if all(c in listed for c in spec.coins)
         ]
@@ -120,7 +120,7 @@ class MarketDriver:
         while t + step_ms <= now_ms:
             t += step_ms
             market.advance_to(t)
-            book_time = t % BOOK_MS == 0
+            book_time = (t - self._t0) % BOOK_MS == 0
             for quoter in live:
                 coin = quoter.inst.coin
                 path = market.path(coin)
