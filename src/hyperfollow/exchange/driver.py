@@ -200,11 +200,12 @@ class MarketDriver:
         inst = self.engine.universe.by_coin[coin]
         if inst not in self.insts:
             raise ValueError(f"{coin} is not simulated here")
+        quoter = self.quoters.get(coin)
+        if quoter is not None:
+            self._absorb(inst)  # flow since the last step moved the old price; the operator sets the new one
         state = self.market.set_price(coin, float(px))
         self._replay_px.pop(coin, None)
-        quoter = self.quoters.get(coin)
         if quoter is not None and coin not in self._replay_books:
-            self._absorb(inst)
             self.engine.set_prices(inst.asset, _ticks(inst, state.ref_px))
             quoter.update(state, force=True)
             self._absorb(inst)

@@ -187,22 +187,26 @@ class Quoter:
         """Move the ladder if the reference left the quoted spread, then refill and re-draw levels."""
         inst = self.inst
         ref = state.ref_px * 10**inst.px_decimals
-        if force or not self.bid0 or not self.bid0 < ref < self.ask0:
+        if force or not self.bid0 or not self.bid0 <= ref <= self.ask0:
             self._recentre(ref)
         imb = state.imbalance
         for is_buy in (True, False):
             self._maintain(is_buy, imb)
 
     def _recentre(self, ref: float) -> None:
+        """Quote ``spread_ticks`` wide with the mid as close to ``ref`` as the grid allows; a price on
+        a tick (an operator's round move) gets an even spread, so the mid is that price."""
         dec = self.inst.px_decimals
-        bid = valid_ticks_floor(math.floor(ref), dec)
-        if bid <= 0:
-            bid = valid_ticks_ceil(1, dec)
+        base = max(valid_ticks_floor(math.floor(ref), dec), valid_ticks_ceil(1, dec))
+        step = valid_ticks_ceil(base + 1, dec) - base
+        n = self.profile.spread_ticks
+        if n % 2 and min(abs(ref - base), abs(base + step - ref)) < 0.01 * step:
+            n += 1
+        bid = base + round((ref - n * step / 2 - base) / step) * step
+        bid = max(valid_ticks_floor(bid, dec), valid_ticks_ceil(1, dec))
         ask = bid
-        for _ in range(self.profile.spread_ticks):
+        for _ in range(n):
             ask = valid_ticks_ceil(ask + 1, dec)
-        while self.profile.spread_ticks > 1 and ask - (ask - bid) / 2 < ref:  # centre a wide spread
-            bid, ask = valid_ticks_ceil(bid + 1, dec), valid_ticks_ceil(ask + 1, dec)
         self.bid0, self.ask0 = bid, ask
         for is_buy, side in self.sides.items():
             inside = [px for px in side if (px > bid if is_buy else px < ask)]
