@@ -8,6 +8,9 @@ for "less is better" goals the ratio is goal / value). Arguments pick modules: `
 ``bench_engine``. The exit status is 1 when a module fails (or, with ``--strict``, a goal is missed).
 ``--minutes`` sets the run length of the soak modules (those whose ``run`` takes ``minutes``:
 ``bench_copy_weight``).
+
+``realism`` is run only when named, with its own options and table: ``python -m bench realism --seeds 7 8
+--minutes 30`` prints the synthetic market's microstructure figures next to the recorded venue's.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from rich.table import Table
 
 ORDER = ["bench_engine", "bench_signing", "bench_roundtrip", "bench_ws", "bench_market", "bench_replay"]
 SOAK = ["bench_copy_weight"]  # minutes of wall time each: run only when named (python -m bench copy_weight)
+OWN_TABLE = {"bench_realism"}  # run only when named; they print their own table and take their own options
 OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
 }  # fmt: skip
@@ -49,7 +53,7 @@ class Row:
 def discover() -> list[str]:
     """bench_* modules next to this file: the known ones in ORDER, then any others alphabetically."""
     found = sorted(p.stem for p in Path(__file__).parent.glob("bench_*.py"))
-    return [m for m in ORDER if m in found] + [m for m in found if m not in ORDER]
+    return [m for m in ORDER if m in found] + [m for m in found if m not in ORDER and m not in OWN_TABLE]
 
 
 def resolve(names: list[str], available: list[str]) -> list[str]:
@@ -112,13 +116,20 @@ def run_module(module_name: str, minutes: float | None = None) -> tuple[list[Row
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and f"bench_{argv[0].removeprefix('bench_')}" in OWN_TABLE:  # its own options and table
+        code: int = importlib.import_module(f"bench.bench_{argv[0].removeprefix('bench_')}").main(argv[1:])
+        return code
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", help="modules to run (default: all), e.g. engine ws")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a goal is missed")
     parser.add_argument("--minutes", type=float, help="run length of the soak modules (bench_copy_weight)")
     args = parser.parse_args(argv)
     available = discover()
-    chosen = resolve(args.modules, available) if args.modules else [m for m in available if m not in SOAK]
+    if any(f"bench_{m.removeprefix('bench_')}" in OWN_TABLE for m in args.modules):
+        raise SystemExit("realism runs alone, with its own options: python -m bench realism [--seeds ...]")
+    skipped = set(SOAK) | OWN_TABLE
+    chosen = resolve(args.modules, available) if args.modules else [m for m in available if m not in skipped]
     console = Console(width=max(170, Console().width))
     console.print(f"[bold]hyperfollow benchmarks[/bold]  {machine()}")
     rows: list[Row] = []

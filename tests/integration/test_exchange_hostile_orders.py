@@ -109,7 +109,7 @@ def test_a_refused_modify_leaves_the_original_resting(
 
 def test_a_modify_that_crosses_trades_then_rests_the_rest(fresh_venue: Venue) -> None:
     venue = fresh_venue  # it takes the best ask
-    trader = venue.trader("crossing modify")
+    trader = venue.trader("crossing modify", usd="2000000")  # the best ask is ~$0.5M deep
     bid, _ = venue.book("ETH")
     (resting,) = _statuses(trader.exchange.order("ETH", True, 0.01, round(bid * 0.9), GTC, cloid=CLOID))
     oid = resting["resting"]["oid"]

@@ -180,6 +180,7 @@ def test_gtc_crossing_order_fills_then_rests_remainder(venue: Venue, trader: Tra
     book = venue.info_request({"type": "l2Book", "coin": "ETH"})
     ask0 = book["levels"][1][0]
     size = dec(ask0["sz"]) + Decimal("0.1")  # more than the best level
+    venue.fund(trader.address, str(int(size * dec(ask0["px"]) / 10)))  # a real best level is ~$0.3M
     # limit at the best ask: only that level trades, the rest rests at the best ask price
     result = trader.exchange.order("ETH", True, float(size), float(ask0["px"]), GTC)
     (status,) = result["response"]["data"]["statuses"]

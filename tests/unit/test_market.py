@@ -120,7 +120,11 @@ def test_add_coin_and_model_key_checks() -> None:
         {"start_px": 0.0},
         {"daily_vol": -0.01},
         {"regime_mean_hours": (1.0, 0.0, 1.0)},
-        {"micro_halflife_s": float("nan")},
+        {"lag_halflife_s": float("nan")},
+        {"event_rate_per_s": 0.0},
+        {"event_df": 2.0},
+        {"impact_permanent": 1.5},
+        {"outlook_s": (100.0, 10.0)},
         {"imbalance_info": 1.5},
         {"imbalance_lead_steps": 0},
         {"regime_vol_mult": (0.0, 0.0, 0.0)},
@@ -182,30 +186,75 @@ def test_trend_tells_the_direction_of_the_next_hours() -> None:
     assert any(t == 0 for t in trends)
 
 
-def test_reference_price_mean_reverts_around_the_efficient_price() -> None:
+def test_reference_follows_the_efficient_price_within_its_lag_and_never_pulls_back() -> None:
+    """The quotes reach a move within ``lag_halflife_s``; minute returns carry no mean reversion."""
     model = DEFAULT_MODELS["BTC"]
     path = PricePath(model, 6, START)
-    dev = np.empty(30_000)
+    dev = np.empty(20_000)
+    closes = np.empty(dev.size // 10)
     for j in range(dev.size):
-        s = path.step(1_000)
+        s = path.step(100)
         dev[j] = math.log(s.ref_px / s.efficient_px)
-    assert 0.3 * model.micro_bps < dev.std() / 1e-4 < 3.0 * model.micro_bps
-    lag_short = int(model.micro_halflife_s / 10)
-    lag_long = int(model.micro_halflife_s * 10)
-    assert np.corrcoef(dev[:-lag_short], dev[lag_short:])[0, 1] > 0.8
-    assert abs(np.corrcoef(dev[:-lag_long], dev[lag_long:])[0, 1]) < 0.2
+        if j % 10 == 9:
+            closes[j // 10] = s.ref_px
+    assert np.abs(dev).max() < 50e-4  # never far: a few bps at most
+    lag_steps = max(1, round(model.lag_halflife_s * 10))
+    assert abs(np.corrcoef(dev[: -10 * lag_steps], dev[10 * lag_steps :])[0, 1]) < 0.2
+    market = SyntheticMarket({"ETH": DEFAULT_MODELS["ETH"]}, seed=3, start_ms=START)
+    minutes = np.array([market.advance_to(START + k * 60_000)["ETH"].ref_px for k in range(48 * 60)])
+    r = np.diff(np.log(minutes))
+    assert abs(np.corrcoef(r[:-1], r[1:])[0, 1]) < 0.08  # about 0, as in the recorded 1-minute candles
+
+
+def test_moves_are_rare_heavy_tailed_events_with_short_momentum() -> None:
+    """Most seconds the reference does not move; 1 s returns are fat-tailed and positively autocorrelated."""
+    path = PricePath(DEFAULT_MODELS["BTC"], 12, START)
+    px = np.array([path.advance(10, 100).ref_px for _ in range(6 * 3_600)])
+    r = np.diff(np.log(px))
+    quiet = np.mean(np.abs(r) < 0.05e-4)  # under half a BTC tick
+    assert quiet > 0.5
+    d = r - r.mean()
+    assert float(np.mean(d**4) / np.mean(d**2) ** 2) > 6
+    assert np.corrcoef(r[:-1], r[1:])[0, 1] > 0
+
+
+def test_impact_moves_the_reference_and_partly_decays() -> None:
+    model = DEFAULT_MODELS["BTC"]
+    a, b = PricePath(model, 4, START), PricePath(model, 4, START)
+    a.advance(600, 100)
+    b.advance(600, 100)
+    moved = a.impact(2e-4)
+    assert math.log(moved.ref_px / b.state.ref_px) == pytest.approx(2e-4, rel=1e-9)
+    later_a, later_b = a.advance(100, 100), b.advance(100, 100)  # 10 s
+    kept = math.log(later_a.ref_px / later_b.ref_px) / 2e-4
+    assert 0.9 < kept < 1.0
+    far_a, far_b = a.advance(36_000, 100), b.advance(36_000, 100)  # an hour
+    assert math.log(far_a.ref_px / far_b.ref_px) / 2e-4 == pytest.approx(model.impact_permanent, abs=0.01)
+
+
+def test_outlook_tells_the_coming_moves() -> None:
+    model = DEFAULT_MODELS["SOL"]
+    path = PricePath(model, 5, START)
+    views, moves = [], []
+    for _ in range(400):
+        state = path.state
+        k = round(model.outlook_s[0] * 10)
+        after = path.advance(k, 100)
+        views.append(state.outlook)
+        moves.append(math.log(after.ref_px / state.ref_px))
+    assert np.corrcoef(views, moves)[0, 1] > 0.8
 
 
 @pytest.mark.parametrize("coin", list(DEFAULT_MODELS))
 def test_imbalance_leads_the_reference_price(coin: str) -> None:
     model = DEFAULT_MODELS[coin]
-    ref, imb = _series(PricePath(model, 17, START), 20_000, 100)
+    ref, imb = _series(PricePath(model, 17, START), 60_000, 100)
     k = model.imbalance_lead_steps
     move = ref[k:] - ref[:-k]
     future = np.corrcoef(imb[:-k], move)[0, 1]  # imbalance now vs the next k steps
     past = np.corrcoef(imb[k:], move)[0, 1]  # imbalance now vs the last k steps
     assert future > 0.15
-    assert abs(past) < 0.1  # sampling noise only: ~0.04 std with 20,000 overlapping 30-step moves
+    assert abs(past) < 0.1  # sampling noise only: ~0.04 std with 60,000 overlapping 80-step moves
     assert future > 3 * abs(past)
     assert imb.min() >= -1.0
     assert imb.max() <= 1.0

@@ -1,14 +1,18 @@
-"""Keeps the market alive: price paths (or a recording), the market maker's book, simulated traders.
+"""Keeps the market alive: price paths (or a recording), the makers' books, the tape, simulated traders.
 
-Each ``step(now_ms)``: the reference prices advance to ``now``; the market maker replaces its
-ladder on every coin (its new quotes trade against any resting order they cross, which is how a user's
-limit order gets filled when the market moves); oracle and mark prices move (firing triggers); the
-simulated traders act; then funding, scheduled cancels and liquidations run.
+Each ``step(now_ms)`` walks the market through every 100 ms of the path up to ``now`` (so the result
+does not depend on how the caller chunks time): the reference prices advance, the crowd of takers
+trades (``liquidity.Tape``) and every taker's flow moves its coin's price (square-root impact, part of
+it decaying), and every 0.5 s the makers update their ladders (``liquidity.Quoter``: new quotes trade
+against any resting order they cross, which is how a user's limit order gets filled when the market
+moves). Then oracle and mark prices move (firing triggers), the simulated traders act, and funding,
+scheduled cancels and liquidations run. A replayed coin is quoted from its recording instead.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 from collections.abc import Mapping
 from decimal import Decimal
@@ -16,6 +20,7 @@ from decimal import Decimal
 from hyperfollow.domain.rules import Instrument, scaled_int
 from hyperfollow.exchange import clearing
 from hyperfollow.exchange.engine import Engine, OrderSpec
+from hyperfollow.exchange.liquidity import BOOK_MS, DEFAULT_PROFILES, Crowd, Profile, Quoter, Tape
 from hyperfollow.exchange.market import (
     DEFAULT_MODELS,
     CoinModel,
@@ -28,10 +33,11 @@ from hyperfollow.exchange.replay import BookEvent, CandleEvent, Recording, Trade
 from hyperfollow.exchange.traders import DEFAULT_TRADERS, SimTrader, TraderSpec
 
 MM_FUNDS_MICRO = 10**9 * 1_000_000  # the market maker's deep pockets: $1bn
+IMPACT_Y = 0.5  # square-root law: a taker order of Q moves the price Y * daily vol * sqrt(Q / daily volume)
 
 
 class MarketMaker:
-    """One account quoting every coin; quotes are ordinary orders in the books."""
+    """One account quoting replayed coins (the recorded book, or a ladder around a replayed price)."""
 
     def __init__(self, engine: Engine, seed: int) -> None:
         self.engine = engine
@@ -69,6 +75,7 @@ class MarketDriver:
         traders: tuple[TraderSpec, ...] | None = DEFAULT_TRADERS,
         recording: Recording | None = None,
         models: Mapping[str, CoinModel] | None = None,
+        profiles: Mapping[str, Profile] | None = None,
     ) -> None:
         self.engine = engine
         self.seed = seed
@@ -82,6 +89,17 @@ class MarketDriver:
         now = engine.now()
         self.market = SyntheticMarket({c: models[c] for c in listed if c in models}, seed, now)
         self.mm = MarketMaker(engine, seed)
+        profiles = profiles or DEFAULT_PROFILES
+        self.crowd = Crowd(engine)
+        synthetic = [i for i in self.insts if i.coin in models and i.coin in profiles]
+        self.quoters = {i.coin: Quoter(engine, self.crowd, i, profiles[i.coin], seed) for i in synthetic}
+        self.tapes = {i.coin: Tape(engine, self.crowd, i, profiles[i.coin], seed) for i in synthetic}
+        self._impact_k = {
+            i.coin: IMPACT_Y * models[i.coin].daily_vol / math.sqrt(profiles[i.coin].daily_volume_usd)
+            for i in synthetic
+        }
+        self._seen_seq = {i.asset: 0 for i in synthetic}  # the last print absorbed (trade ids are unordered)
+        self._t0 = self._t = now  # the path's start, and its last step the book and tape have seen
         self.traders = [
             SimTrader(spec, seed) for spec in traders or () if all(c in listed for c in spec.coins)
         ]
@@ -94,15 +112,40 @@ class MarketDriver:
 
     def step(self, now_ms: int) -> None:
         """Advance the market to ``now_ms`` and let everyone act."""
-        states = self.market.advance_to(now_ms)
         if self.recording is not None:
             self._replay_until(now_ms)
+        live = [self.quoters[c] for c in self.quoters if not self._replayed(c)]
+        for quoter in self.quoters.values():
+            if quoter.bid0 and self._replayed(quoter.inst.coin):
+                quoter.clear()
+        market, step_ms = self.market, self.market.step_ms
+        for quoter in live:
+            self._absorb(quoter.inst)  # what users and simulated traders did since the last step
+            if not quoter.bid0:
+                self._open(quoter, market.path(quoter.inst.coin).state)
+        t = self._t
+        while t + step_ms <= now_ms:
+            t += step_ms
+            market.advance_to(t)
+            book_time = (t - self._t0) % BOOK_MS == 0
+            for quoter in live:
+                coin = quoter.inst.coin
+                path = market.path(coin)
+                self.tapes[coin].act(step_ms, path.state)
+                self._absorb(quoter.inst)
+                if book_time:
+                    quoter.update(path.state)
+        self._t = t
+        states = market.advance_to(now_ms)
         for inst in self.insts:
             state = states.get(inst.coin)
             if self.recording is not None and inst.coin in self._replay_px:
                 self._quote(inst, self._replay_px[inst.coin], 0.0)
-            elif state is not None and inst.coin not in self._replay_books:
-                self._quote(inst, state.ref_px, state.imbalance, state)
+            elif state is not None and not self._replayed(inst.coin):
+                if inst.coin in self.quoters:
+                    self.engine.set_prices(inst.asset, _ticks(inst, state.ref_px))
+                else:
+                    self._quote(inst, state.ref_px, state.imbalance, state)
         for trader in self.traders:
             trader.act(self.engine, now_ms, states)
         clearing.run_due(self.engine)
@@ -116,6 +159,40 @@ class MarketDriver:
             return True
         self.market.advance_to(self.market.now_ms + max_ms)
         return False
+
+    def _replayed(self, coin: str) -> bool:
+        return coin in self._replay_px or coin in self._replay_books
+
+    def _open(self, quoter: Quoter, state: CoinState) -> None:
+        """First quotes of a coin: its prices must exist before the makers may place."""
+        self.engine.set_prices(quoter.inst.asset, _ticks(quoter.inst, state.ref_px))
+        quoter.update(state, force=True)
+
+    def _absorb(self, inst: Instrument) -> None:
+        """New flow of takers outside the crowd (users, simulated traders) on ``inst`` moves its price:
+        square-root impact per taker."""
+        trades = self.engine.trades[inst.asset]
+        seen = self._seen_seq[inst.asset]
+        if not trades or trades[-1].seq <= seen:
+            return
+        flow: dict[str, float] = {}
+        crowd = self.crowd.crowd_set
+        scale = 10**inst.px_decimals * 10**inst.sz_decimals
+        for trade in reversed(trades):
+            if trade.seq <= seen:
+                break
+            taker = trade.buyer if trade.taker_is_buy else trade.seller
+            if taker in crowd:
+                # the crowd's flow is already in the calibrated path; and a ladder moving through a
+                # resting order is the move's consequence, not its cause
+                continue
+            usd = trade.px * trade.sz / scale
+            flow[taker] = flow.get(taker, 0.0) + (usd if trade.taker_is_buy else -usd)
+        self._seen_seq[inst.asset] = trades[-1].seq
+        k = self._impact_k[inst.coin]
+        move = sum(math.copysign(k * math.sqrt(abs(usd)), usd) for usd in flow.values())
+        if move:
+            self.market.path(inst.coin).impact(move)
 
     def _quote(
         self,
@@ -152,9 +229,19 @@ class MarketDriver:
         error = operator_price_error(inst, px)
         if error is not None:
             raise ValueError(error)
+        quoter = self.quoters.get(coin)
+        if quoter is not None:
+            self._absorb(inst)  # flow since the last step moved the old price; the operator sets the new one
         state = self.market.set_price(coin, float(px))
         self._replay_px.pop(coin, None)
-        self._quote(inst, state.ref_px, 0.0, None, shock=True)
+        if quoter is not None and coin not in self._replay_books:
+            # the 80 % band's reference jumps with the operator's move, or the new quotes would fail it
+            self.engine.reset_reference(inst.asset, _ticks(inst, state.ref_px))
+            quoter.update(state, force=True)
+            self._absorb(inst)
+            self.engine.set_prices(inst.asset, _ticks(inst, self.market.path(coin).state.ref_px))
+        else:
+            self._quote(inst, state.ref_px, 0.0, None, shock=True)
         clearing.run_due(self.engine)
 
     # ------------------------------------------------------------------ replay

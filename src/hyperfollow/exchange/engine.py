@@ -80,6 +80,7 @@ class Trade(NamedTuple):
     tid: int
     buyer: str
     seller: str
+    seq: int = 0  # the engine's trade counter: prints in execution order (trade ids are not)
 
 
 class OrderUpdate(NamedTuple):
@@ -543,7 +544,7 @@ class Engine:
                 order.margin = reserved
             self._fill_account(inst, order, px, qty, ntl, crossed, tid, now)
         buyer, seller = (maker, taker) if maker.is_buy else (taker, maker)
-        trade = Trade(inst.asset, taker.is_buy, px, qty, now, tid, buyer.user, seller.user)
+        trade = Trade(inst.asset, taker.is_buy, px, qty, now, tid, buyer.user, seller.user, self.next_tid)
         self.trades[inst.asset].append(trade)
         if self.outbox is not None:
             self.outbox.append(("trades", inst.coin, trade))

@@ -1,4 +1,4 @@
-"""Seeded synthetic market: realistic per-coin price paths and order-book quotes.
+"""Seeded synthetic market: per-coin price paths calibrated to the real venue's microstructure.
 
 Pure and deterministic: the same seed gives the same paths, whatever the caller's chunking of time.
 Each coin draws from its own PCG64 streams, derived from the seed and the coin name, so adding or
@@ -6,16 +6,24 @@ removing a coin never changes the others.
 
 The model of one coin, per fixed step ``dt``::
 
-    x    += (trend - sigma^2 / 2) dt + sigma sqrt(dt) z           efficient log-price
-    x    += jump                                                  Poisson jumps, N(0, jump_scale)
-    m     = a m + b eps                                           OU microstructure deviation
-    ref   = exp(x + m)                                            traded reference price
+    k     ~ Poisson(event_rate dt)                                 price-moving events this step
+    inc   = sigma sqrt(k) s t_df                                   heavy-tailed (Student t) move, drawn
+                                                                   ``lookahead`` steps before it applies
+    x    += (trend - sigma^2 / 2) dt + inc + jump                  efficient log-price (Poisson jumps)
+    lag   = a (lag - inc)                                          the quotes follow x within a second
+    h     = a_h h                                                  transient impact of taker flow
+    ref   = exp(x + lag + h)                                       traded reference price
 
-``sigma`` follows a calm / normal / stormy Markov chain (dwell times of hours), ``trend`` follows
-trend episodes (up, down or flat, lasting hours). The OU innovations ``eps`` are drawn
-``imbalance_lead_steps`` ahead: the book ``imbalance`` shows their sum plus noise, so it leads the
-reference price the way a real order-book imbalance leads the mid. Everything is plain float math
-on pre-drawn batches of normals: a step costs well under a microsecond of arithmetic.
+Most steps move nothing (the venue's mid is unchanged most seconds); a move is a heavy-tailed event and
+the quotes reach it over a few hundred milliseconds, which gives the short-horizon momentum of the
+real 1 s returns without any mean reversion at the minute scale. ``sigma`` follows a calm / normal /
+stormy Markov chain (dwell times of hours), ``trend`` follows trend episodes (up, down or flat, lasting
+hours). Because moves are drawn ahead of time, the path knows its own near future: the book
+``imbalance`` shows the next ``imbalance_lead_steps`` moves plus slow noise (so it leads the price the
+way a real order-book imbalance does), and ``outlook`` / ``outlook_long`` are the next
+``outlook_s`` seconds of moves, normalised: the hidden information a skilled simulated trader acts on.
+Taker flow moves the reference through ``impact``: part of the move is permanent, the rest decays
+with ``impact_halflife_s``. Everything is plain float math on pre-drawn batches.
 """
 
 from __future__ import annotations
@@ -38,9 +46,9 @@ HOUR_MS = 3_600_000
 BPS = 1e-4
 DEFAULT_STEP_MS = 100
 MAX_OPERATOR_PX = Decimal(1_000_000_000)  # an operator's price beyond this is a typo, not a scenario
-_NORMALS_PER_STEP = 3  # diffusion, future micro innovation, imbalance noise
-_BATCH = _NORMALS_PER_STEP * 2048
+_BATCH = 2048  # steps drawn at once
 _IMBALANCE_GAIN = 0.9
+_IMBALANCE_NOISE_S = 4.0  # time constant of the imbalance's uninformative part
 # Embedded jump chain of the volatility regimes: row = from, column = to (no self-transitions).
 REGIME_TRANSITIONS: tuple[tuple[float, float, float], ...] = (
     (0.0, 0.85, 0.15),
@@ -74,17 +82,28 @@ class CoinModel:
     trend_mean_hours: float = 4.0
     trend_strength: float = 1.5  # |drift| per day during a trend episode, in units of daily_vol
     trend_prob: float = 0.6  # share of episodes that trend (the rest are flat)
-    micro_bps: float = 4.0  # stationary std of the microstructure deviation
-    micro_halflife_s: float = 20.0
-    imbalance_lead_steps: int = 30  # how many future micro innovations the imbalance reveals
-    imbalance_info: float = 0.65  # in [0, 1]: weight of the future innovations in the imbalance
+    event_rate_per_s: float = 0.2  # price-moving events per second (the mid is still most seconds)
+    event_df: float = 5.0  # Student t degrees of freedom of an event's size (> 2; smaller: heavier)
+    lag_halflife_s: float = 0.25  # how fast the quotes reach a move of the efficient price
+    impact_permanent: float = 0.5  # share of a taker's impact that stays
+    impact_halflife_s: float = 60.0  # decay of the rest
+    imbalance_lead_steps: int = 80  # how many future moves the book imbalance reveals
+    imbalance_info: float = 0.65  # in [0, 1]: weight of the future moves in the imbalance
+    outlook_s: tuple[float, float] = (180.0, 1_800.0)  # horizons of ``outlook`` and ``outlook_long``
     half_spread_bps: float = 2.0
     level_step_bps: float = 1.5
     base_size_usd: float = 10_000.0
 
     def __post_init__(self) -> None:
-        positive = (self.start_px, self.micro_halflife_s, self.trend_mean_hours, *self.regime_mean_hours)
-        non_negative = (self.daily_vol, self.jump_rate_per_day, self.jump_scale, self.micro_bps)
+        positive = (
+            self.start_px,
+            self.lag_halflife_s,
+            self.impact_halflife_s,
+            self.event_rate_per_s,
+            self.trend_mean_hours,
+            *self.regime_mean_hours,
+        )
+        non_negative = (self.daily_vol, self.jump_rate_per_day, self.jump_scale)
         if not all(v > 0 and math.isfinite(v) for v in positive):
             raise ValueError(f"{self.coin}: prices, half-life and mean durations must be positive")
         if not all(v >= 0 and math.isfinite(v) for v in (*non_negative, *self.regime_vol_mult)):
@@ -93,19 +112,27 @@ class CoinModel:
             raise ValueError(f"{self.coin}: at least one regime must have a positive volatility")
         if not (0.0 <= self.imbalance_info <= 1.0 and 0.0 <= self.trend_prob <= 1.0):
             raise ValueError(f"{self.coin}: imbalance_info and trend_prob must be in [0, 1]")
-        if self.imbalance_lead_steps < 1:
-            raise ValueError(f"{self.coin}: imbalance_lead_steps must be at least 1")
+        if not (self.event_df > 2 and 0.0 <= self.impact_permanent <= 1.0):
+            raise ValueError(f"{self.coin}: event_df must exceed 2 and impact_permanent be in [0, 1]")
+        short, long = self.outlook_s
+        if self.imbalance_lead_steps < 1 or not 0 < short <= long:
+            raise ValueError(f"{self.coin}: imbalance_lead_steps must be positive and outlook_s increasing")
 
 
 _DEFAULT_TABLE: tuple[tuple[str, float, float, float, float, float, float, float, float], ...] = (
-    # coin, start_px, daily_vol, jumps/day, jump_scale, micro_bps, half_spread_bps, level_step_bps, size_usd
-    ("BTC", 95_000.0, 0.03, 2.0, 0.004, 3.0, 1.0, 0.75, 60_000.0),
-    ("ETH", 3_500.0, 0.04, 2.0, 0.005, 3.5, 1.25, 1.0, 40_000.0),
-    ("SOL", 180.0, 0.055, 2.5, 0.007, 5.0, 2.0, 1.5, 15_000.0),
-    ("HYPE", 35.0, 0.07, 3.0, 0.01, 7.0, 3.0, 2.0, 10_000.0),
-    ("xyz:TSLA", 250.0, 0.035, 1.0, 0.01, 5.0, 4.0, 2.5, 5_000.0),
-    ("xyz:NVDA", 180.0, 0.03, 1.0, 0.008, 4.0, 4.0, 2.5, 5_000.0),
-    ("PURR/USDC", 0.19, 0.08, 3.0, 0.015, 12.0, 12.0, 6.0, 2_000.0),
+    # coin, start_px, daily_vol, jumps/day, jump_scale, events/s, lag_halflife_s, half_spread_bps, size_usd
+    # BTC, ETH and SOL: daily volatility from the recorded daily candles (BTC 2.4 %, ETH 3.3 %) and the
+    # recorded 1 s volatility ratios (SOL ~1.15x ETH); events/s and lag from the recorded mid changes.
+    # HYPE and the HIP-3 equities have no recording here: HYPE is SOL's shape at 1.4x its volatility,
+    # the equities keep their typical daily volatility. The last two columns only shape the ladder of a
+    # replayed coin (``build_quotes``); the synthetic book comes from ``liquidity``.
+    ("BTC", 95_000.0, 0.024, 1.0, 0.003, 0.14, 0.2, 0.05, 600_000.0),
+    ("ETH", 3_500.0, 0.033, 1.0, 0.004, 0.2, 0.2, 0.12, 300_000.0),
+    ("SOL", 180.0, 0.038, 1.5, 0.005, 0.2, 0.2, 0.25, 120_000.0),
+    ("HYPE", 35.0, 0.053, 2.0, 0.008, 0.2, 0.2, 0.5, 40_000.0),
+    ("xyz:TSLA", 250.0, 0.035, 0.5, 0.008, 0.12, 0.3, 1.5, 8_000.0),
+    ("xyz:NVDA", 180.0, 0.03, 0.5, 0.006, 0.12, 0.3, 1.5, 8_000.0),
+    ("PURR/USDC", 0.19, 0.08, 2.0, 0.015, 0.1, 0.4, 12.0, 2_000.0),
 )
 
 DEFAULT_MODELS: dict[str, CoinModel] = {
@@ -115,17 +142,22 @@ DEFAULT_MODELS: dict[str, CoinModel] = {
         vol,
         jumps,
         jump_scale,
-        micro_bps=micro,
+        event_rate_per_s=events,
+        lag_halflife_s=lag,
         half_spread_bps=half,
-        level_step_bps=step,
+        level_step_bps=half / 2,
         base_size_usd=size,
     )
-    for coin, px, vol, jumps, jump_scale, micro, half, step, size in _DEFAULT_TABLE
+    for coin, px, vol, jumps, jump_scale, events, lag, half, size in _DEFAULT_TABLE
 }
 
 
 class CoinState(NamedTuple):
-    """One coin after a step: ``trend`` = efficient drift per day (log units), ``imbalance`` in [-1, 1]."""
+    """One coin after a step: ``trend`` = efficient drift per day (log units), ``imbalance`` in [-1, 1].
+
+    ``outlook`` and ``outlook_long``: the coming moves over the model's two ``outlook_s`` horizons,
+    in units of their standard deviation (hidden information; the venue shows nothing of it).
+    """
 
     ts_ms: int
     ref_px: float
@@ -133,6 +165,8 @@ class CoinState(NamedTuple):
     imbalance: float
     regime: Regime
     trend: float
+    outlook: float = 0.0
+    outlook_long: float = 0.0
 
 
 # --------------------------------------------------------------------------- seeding and regimes
@@ -180,19 +214,22 @@ class PricePath:
         self._noise = Generator(PCG64(noise_seq))
         self._events = Generator(PCG64(event_seq))
         self._mults = _normalised_mults(model)
-        self._micro_sigma = model.micro_bps * BPS
         self._info = model.imbalance_info
         self._ts = start_ms
         self._x = math.log(model.start_px)
-        self._m = 0.0
-        self._buf: list[float] = []
+        self._m = 0.0  # log(ref / efficient): always lag + transient impact
+        self._lag = 0.0
+        self._h = 0.0
+        self._inc: list[float] = []  # unit moves of the current batch (variance dt_days per step)
+        self._eps: list[float] = []  # normals of the imbalance's slow noise
         self._i = 0
-        self._fut: list[float] = self._noise.standard_normal(model.imbalance_lead_steps).tolist()
+        self._fut: list[float] = []  # the coming moves, filled at the first step (it needs dt)
         self._head = 0
-        self._fsum = math.fsum(self._fut)
-        self._last_noise = 0.0
+        self._sums = (0.0, 0.0, 0.0)  # the next lead / outlook / outlook_long moves
+        self._k = (model.imbalance_lead_steps, 1, 1)  # those horizons in steps (set with dt)
+        self._noise_level = 0.0
         self._dt_ms = 0
-        self._coef = (0.0, 0.0, 0.0, 0.0)  # dt_days, sqrt(dt_days), a, b per unit of vol multiplier
+        self._coef = (0.0, 0.0, 0.0, 0.0)  # dt_days, lag decay, impact decay, noise decay per step
         self.jumps = 0
         self.regime_switches = 0
         self._init_events(start_ms)
@@ -232,26 +269,37 @@ class PricePath:
         """Advance one step of ``dt_ms`` milliseconds."""
         return self.advance(1, dt_ms)
 
+    def impact(self, log_move: float) -> CoinState:
+        """Taker flow moved the price by ``log_move``: ``impact_permanent`` of it stays, the rest decays."""
+        if not math.isfinite(log_move):
+            raise ValueError(f"impact must be finite, got {log_move}")
+        permanent = self.model.impact_permanent
+        self._x += permanent * log_move
+        self._h += (1.0 - permanent) * log_move
+        self._m = self._lag + self._h
+        self._state = self._make_state()
+        return self._state
+
     def advance(self, n_steps: int, dt_ms: int) -> CoinState:
         """Advance ``n_steps`` steps of ``dt_ms`` each; same result as calling ``step`` n times.
 
         The hot loop: state lives in locals, rare events (regime, trend, jump) leave it through
-        ``_handle_events``; three pre-drawn normals are consumed per step whatever happens, so the
-        streams stay aligned however the caller chunks time.
+        ``_handle_events``; one pre-drawn move and one normal are consumed per step whatever happens,
+        so the streams stay aligned however the caller chunks time.
         """
         if dt_ms <= 0:
             raise ValueError(f"dt_ms must be positive, got {dt_ms}")
         if n_steps <= 0:
             return self._state
-        dt_days, sq, a, b_unit = self._coefficients(dt_ms)
-        ts, x, m, i, buf = self._ts, self._x, self._m, self._i, self._buf
-        fut, head, fsum, lead = self._fut, self._head, self._fsum, len(self._fut)
+        dt_days, a, a_h, rho = self._prepare(dt_ms)
+        rho_c = math.sqrt(1.0 - rho * rho)
+        ts, x, lag, h, noise = self._ts, self._x, self._lag, self._h, self._noise_level
+        inc, eps, i = self._inc, self._eps, self._i
+        fut, head, size = self._fut, self._head, len(self._fut)
+        k_imb, k_short, _ = self._k
+        s_imb, s_short, s_long = self._sums
         sig = self.model.daily_vol * self._mults[self._regime]
-        drift, diff, b = (
-            (self._trend - 0.5 * sig * sig) * dt_days,
-            sig * sq,
-            b_unit * self._mults[self._regime],
-        )
+        drift = (self._trend - 0.5 * sig * sig) * dt_days
         for _ in range(n_steps):
             ts += dt_ms
             if ts >= self._next_event:
@@ -259,41 +307,93 @@ class PricePath:
                 self._handle_events(ts)
                 x = self._x
                 sig = self.model.daily_vol * self._mults[self._regime]
-                drift, diff = (self._trend - 0.5 * sig * sig) * dt_days, sig * sq
-                b = b_unit * self._mults[self._regime]
-            if i >= len(buf):
-                buf, i = self._refill(), 0
-                fsum = math.fsum(fut)  # bound the running sum's rounding drift
-            x += drift + diff * buf[i]
+                drift = (self._trend - 0.5 * sig * sig) * dt_days
+            if i >= len(inc):
+                self._head = head
+                inc, eps, i = self._refill(dt_ms)
+                s_imb, s_short, s_long = self._exact_sums()  # bound the running sums' rounding drift
             old = fut[head]
-            fut[head] = new = buf[i + 1]
-            head = head + 1 if head + 1 < lead else 0
-            fsum += new - old
-            m = a * m + b * old
-            i += _NORMALS_PER_STEP
-        self._ts, self._x, self._m, self._i, self._head, self._fsum = ts, x, m, i, head, fsum
-        self._last_noise = buf[i - 1]
+            x += drift + old
+            lag = a * (lag - old)
+            h *= a_h
+            new = inc[i] * sig
+            fut[head] = new
+            j = head + k_imb
+            s_imb += fut[j - size if j >= size else j] - old
+            j = head + k_short
+            s_short += fut[j - size if j >= size else j] - old
+            s_long += new - old
+            head = head + 1 if head + 1 < size else 0
+            noise = rho * noise + rho_c * eps[i]
+            i += 1
+        self._ts, self._x, self._lag, self._h, self._noise_level = ts, x, lag, h, noise
+        self._m = lag + h
+        self._i, self._head, self._sums = i, head, (s_imb, s_short, s_long)
         self._state = self._make_state()
         return self._state
 
     # ----------------------------------------------------------------- internals
 
-    def _coefficients(self, dt_ms: int) -> tuple[float, float, float, float]:
+    def _prepare(self, dt_ms: int) -> tuple[float, float, float, float]:
+        """Per-step coefficients for ``dt_ms``; on the first step, also draws the coming moves."""
         if dt_ms != self._dt_ms:
-            dt_days = dt_ms / DAY_MS
-            a = math.exp(-dt_ms * math.log(2.0) / (self.model.micro_halflife_s * 1000.0))
-            self._coef = (dt_days, math.sqrt(dt_days), a, self._micro_sigma * math.sqrt(1.0 - a * a))
+            dt_s = dt_ms / 1000.0
+            decay = math.log(2.0) * dt_s
+            self._coef = (
+                dt_ms / DAY_MS,
+                math.exp(-decay / self.model.lag_halflife_s),
+                math.exp(-decay / self.model.impact_halflife_s),
+                math.exp(-dt_s / _IMBALANCE_NOISE_S),
+            )
             self._dt_ms = dt_ms
+            if not self._fut:
+                lead = self.model.imbalance_lead_steps
+                short, long = (max(1, round(h * 1000 / dt_ms)) for h in self.model.outlook_s)
+                self._k = (lead, short, max(lead, long))
+                self._fill_lookahead(dt_ms)
         return self._coef
 
-    def _refill(self) -> list[float]:
-        self._buf = self._noise.standard_normal(_BATCH).tolist()
-        return self._buf
+    def _fill_lookahead(self, dt_ms: int) -> None:
+        sig = self.model.daily_vol * self._mults[self._regime]
+        fut: list[float] = []
+        size = self._k[2]
+        while len(fut) < size:
+            inc, _, _ = self._refill(dt_ms)
+            fut.extend(v * sig for v in inc[: size - len(fut)])
+        self._fut = fut
+        self._inc, self._eps, self._i = [], [], 0
+        self._sums = self._exact_sums()
+
+    def _refill(self, dt_ms: int) -> tuple[list[float], list[float], int]:
+        """A batch of unit moves: Poisson-many Student t events per step, variance ``dt_days`` per step."""
+        model = self.model
+        lam = model.event_rate_per_s * dt_ms / 1000.0
+        df = model.event_df
+        scale = math.sqrt((dt_ms / DAY_MS) / lam * (df - 2.0) / df)
+        counts = self._noise.poisson(lam, _BATCH)
+        sizes = self._noise.standard_t(df, _BATCH)
+        self._inc = (np.sqrt(counts) * sizes * scale).tolist()
+        self._eps = self._noise.standard_normal(_BATCH).tolist()
+        self._i = 0
+        return self._inc, self._eps, 0
+
+    def _exact_sums(self) -> tuple[float, float, float]:
+        fut, head = self._fut, self._head
+        if not fut:
+            return (0.0, 0.0, 0.0)
+        ordered = fut[head:] + fut[:head]
+        k_imb, k_short, _ = self._k
+        return math.fsum(ordered[:k_imb]), math.fsum(ordered[:k_short]), math.fsum(ordered)
 
     def _make_state(self) -> CoinState:
-        signal = self._fsum / math.sqrt(len(self._fut))
+        sig = self.model.daily_vol * self._mults[self._regime]
+        dt_days = self._coef[0]
+        s_imb, s_short, s_long = self._sums
+        k_imb, k_short, k_long = self._k
+        unit = sig * math.sqrt(dt_days) if sig > 0 and dt_days > 0 else 0.0
         info = self._info
-        raw = info * signal + math.sqrt(1.0 - info * info) * self._last_noise
+        signal = s_imb / (unit * math.sqrt(k_imb)) if unit else 0.0
+        raw = info * signal + math.sqrt(1.0 - info * info) * self._noise_level
         return CoinState(
             self._ts,
             math.exp(self._x + self._m),
@@ -301,6 +401,8 @@ class PricePath:
             math.tanh(_IMBALANCE_GAIN * raw),
             self._regime,
             self._trend,
+            s_short / (unit * math.sqrt(k_short)) if unit else 0.0,
+            s_long / (unit * math.sqrt(k_long)) if unit else 0.0,
         )
 
     def _pick(self, probs: tuple[float, ...]) -> int:

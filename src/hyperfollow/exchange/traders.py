@@ -1,14 +1,17 @@
 """Simulated traders: wallets with distinct styles that trade through the matching engine.
 
-Their edge is explicit: ``skill`` is how much of the market's hidden state they see (the trend for
-swing and position traders, the informative book imbalance for scalpers), so some win and some lose
-over time, and their fills, positions and PnL look like real wallets' through `/info` and WS.
+Their edge is explicit: ``skill`` is how much of the market's hidden state they see: the coming
+moves of the price path over their horizon (``CoinState.outlook``, the next 3 minutes, for scalpers;
+``outlook_long``, the next 30 minutes, plus the hours-long trend for swing and position traders). So
+a skilled trader's entries precede the moves that pay for its costs, copying it is worth something,
+and its fills, positions and PnL look like real wallets' through `/info` and WS.
 The "degen" over-levers and doubles down on losses until it is liquidated.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 from dataclasses import dataclass
 
@@ -83,9 +86,11 @@ class SimTrader:
 
     def _view(self, state: CoinState) -> float:
         """Signed conviction in [-1, 1]: skill-weighted hidden signal plus private noise."""
-        hidden = state.imbalance if self.spec.style == "scalper" else (1.0 if state.trend > 0 else -1.0)
-        if state.trend == 0 and self.spec.style != "scalper":
-            hidden = 0.0
+        if self.spec.style == "scalper":
+            hidden = math.tanh(state.outlook)
+        else:
+            trend = 0.0 if state.trend == 0 else math.copysign(0.25, state.trend)
+            hidden = math.tanh(state.outlook_long + trend)
         noise = self.rng.gauss(0.0, 1.0)
         skill = self.spec.skill
         return max(-1.0, min(1.0, skill * hidden + (1 - abs(skill)) * noise * 0.7))

@@ -116,10 +116,13 @@ async def test_limit_rests_then_cancel_by_oid(ours: SimVenue) -> None:
     assert state.status == "canceled"
 
 
-async def test_ioc_sweeps_two_levels_at_their_volume_weighted_price(ours: SimVenue) -> None:
+async def test_ioc_sweeps_two_levels_at_their_volume_weighted_price(
+    exchange: EmbeddedExchange, ours: SimVenue
+) -> None:
     book = await ours.market.l2_book("ETH")
     first, second = book.asks[0], book.asks[1]
     size = first.size + Decimal("0.5")
+    exchange.fund(OURS, str(int(size * second.price / 10)))  # a real best level is ~$0.3M
     ack = await ours.gateway.submit(buy(str(size), str(second.price), Tif.IOC))
     assert ack.status is AckStatus.FILLED
     assert ack.filled_size == size
@@ -314,9 +317,9 @@ async def test_fills_reach_both_sides_and_leaders(ours: SimVenue, theirs: SimVen
     our_fills = ours.account.stream_fills()
     leader_fills = ours.leaders.stream_fills([THEIRS])
     trades = ours.market.stream_trades(["ETH"])
-    await theirs.gateway.submit(sell("0.5", "3000.2"))  # inside the market maker's spread
-    ack = await ours.gateway.submit(buy("0.2", "3000.2", Tif.IOC))
-    assert ack.avg_price == Decimal("3000.2")
+    await theirs.gateway.submit(sell("0.5", "3000.0"))  # inside the makers' spread (2999.9 / 3000.1)
+    ack = await ours.gateway.submit(buy("0.2", "3000.0", Tif.IOC))
+    assert ack.avg_price == Decimal("3000.0")
     [mine] = drain(our_fills)
     [leader] = drain(leader_fills)
     [trade] = drain(trades)
@@ -342,12 +345,12 @@ async def test_book_bbo_and_mids_streams_snapshot_then_follow_changes(ours: SimV
     assert first_bbo.bid.price == first_book.best_bid
     assert first_mids["ETH"] == first_book.mid
     assert "PURR/USDC" not in first_mids
-    await ours.gateway.submit(buy("0.1", "2999.9"))  # a new best bid
+    await ours.gateway.submit(buy("0.1", "3000.0"))  # a new best bid, inside the makers' spread
     [book] = drain(books)
     [bbo] = drain(bbos)
-    assert book.best_bid == Decimal("2999.9")
+    assert book.best_bid == Decimal("3000.0")
     assert bbo.bid is not None
-    assert bbo.bid.price == Decimal("2999.9")
+    assert bbo.bid.price == Decimal("3000.0")
     assert drain(mids)[-1]["ETH"] == book.mid
     await ours.gateway.submit(buy("0.1", "2000"))  # deep in the book: bbo unchanged, book pushed
     assert len(drain(books)) == 1
