@@ -153,11 +153,15 @@ class MarketDriver:
     def catch_up(self, now_ms: int, max_ms: int) -> bool:
         """Advance the price paths alone toward ``now_ms`` by at most ``max_ms``; True once they are
         within ``max_ms`` of it, so that ``step(now_ms)`` is short work. After a clock jump this splits
-        the gap into slices a server can interleave with other work; the paths come out the same."""
+        the gap into slices a server can interleave with other work; the paths come out the same.
+        The makers and the crowd sleep through the jump: their steps resume at the paths' time (else
+        ``step`` would replay a day of quotes and prints in one go)."""
         behind = now_ms - self.market.now_ms
         if behind <= max_ms:
             return True
         self.market.advance_to(self.market.now_ms + max_ms)
+        step_ms = self.market.step_ms
+        self._t += max(0, (self.market.now_ms - self._t) // step_ms) * step_ms  # on the step grid
         return False
 
     def _replayed(self, coin: str) -> bool:

@@ -530,10 +530,13 @@ class ExchangeServer:
         return _json({"status": "ok", "time": self.exchange.clock.now_ms()})
 
     async def _sliced(self, work: Iterator[None]) -> None:
-        """Run ``work`` to the end, yielding to the event loop whenever a slice took ``SLICE_S``."""
+        """Run ``work`` to the end, yielding to the event loop whenever a slice took ``SLICE_S``. What the
+        engine emitted is routed at every yield, so a long advance never piles up its events (a simulated
+        day of the market's quotes and prints would be gigabytes held until the end)."""
         started = time.monotonic()
         for _ in work:
             if time.monotonic() - started >= SLICE_S:
+                self.hub.flush()
                 await asyncio.sleep(0)
                 started = time.monotonic()
 
