@@ -77,7 +77,7 @@ def traded() -> Iterator[tuple[Venue, str, list[dict[str, Any]], int, int]]:
             )
             venue.advance(STEP_MS)
         first, last = truth[0]["time"], truth[-1]["time"]
-        assert len(truth) == SWEEPS * PER_SWEEP > 2000
+        assert len(truth) >= SWEEPS * PER_SWEEP > 2000  # an order may fill against several makers
         yield venue, taker.user, truth, first, last
 
 
