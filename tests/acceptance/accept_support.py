@@ -143,7 +143,7 @@ async def adapter(url: str, account: LocalAccount) -> AsyncIterator[HyperliquidV
 
 
 async def wait_until(
-    predicate: Callable[[], Any], what: str, timeout: float = 10.0, every: float = 0.005
+    predicate: Callable[[], Any], what: str, timeout: float = 30.0, every: float = 0.005
 ) -> Any:
     """Poll ``predicate`` (sync or async) until it is truthy; fails with ``what`` after ``timeout`` s
     (a hang guard, not a speed assertion)."""
