@@ -198,7 +198,9 @@ class HyperliquidInfoClient:
             rate_limited = isinstance(error, TransientError) and error.status == 429
             if isinstance(error, TransientError) and attempt < endpoint.max_retries:
                 self.limiter.note_retry(rate_limited=rate_limited)
-                delay = backoff_delay(attempt, endpoint.backoff_base_secs, endpoint.backoff_cap_secs, self._rng)
+                delay = backoff_delay(
+                    attempt, endpoint.backoff_base_secs, endpoint.backoff_cap_secs, self._rng
+                )
                 log.warning(
                     "venue.retry", path=path, request=what, attempt=attempt + 1, delay_secs=round(delay, 3),
                     error=error.text,
