@@ -33,7 +33,6 @@ class PaperGateway:
     def __init__(self, session: PaperSession, market_ready: MarketReady) -> None:
         self._s = session
         self._ready = market_ready
-        self._seq = 0
 
     async def _done(self) -> None:
         self._s.publish()
@@ -59,8 +58,11 @@ class PaperGateway:
         specs: list[tuple[int, OrderSpec]] = []
         for i, order in enumerate(orders):
             try:
-                self._seq += 1
-                spec = to_spec(s.instrument(order.coin), order, account=s.address, seq=self._seq)
+                # a cloid derived for an order without one: the engine's oid counter is saved with the
+                # account, so a resumed account never derives one it used before
+                spec = to_spec(
+                    s.instrument(order.coin), order, account=s.address, seq=s.engine.next_oid + i + 1
+                )
             except VenueRejected as exc:
                 if grouping is Grouping.NORMAL_TPSL and i == 0:
                     return [exc, *[rejection_for(_PARENT_REJECTED, cloid=o.cloid) for o in orders[1:]]]

@@ -160,8 +160,10 @@ class PaperVenue:
             await self._on_close()
 
     def _spawn(self, coro: Awaitable[None], name: str) -> None:
-        self._tasks.append(asyncio.ensure_future(coro))
-        self._tasks[-1].set_name(name)
+        task = asyncio.ensure_future(coro)
+        task.set_name(name)
+        task.add_done_callback(_log_end)
+        self._tasks.append(task)
 
     # ------------------------------------------------------------------ following the market
 
@@ -231,6 +233,17 @@ class PaperVenue:
     async def _after_market(self, *, force: bool = False) -> None:
         self.session.publish()
         await self.session.persist(force=force)
+
+
+def _log_end(task: asyncio.Task[None]) -> None:
+    """A market-following task that ends says so (the coin's book would silently go stale)."""
+    if task.cancelled():
+        return
+    error = task.exception()
+    if error is not None:
+        log.error("paper.feed_failed", task=task.get_name(), error=repr(error))
+    else:
+        log.warning("paper.feed_ended", task=task.get_name())
 
 
 async def _no_events() -> AsyncIterator[StreamEvent]:
