@@ -209,8 +209,21 @@ def copy_command(
     duration: Annotated[
         float | None, typer.Option(help="stop after this many wall seconds (default: until Ctrl-C)")
     ] = None,
+    paper: Annotated[
+        bool,
+        typer.Option(
+            "--paper",
+            help="trade a simulated account on the venue's live market; nothing is sent to the venue",
+        ),
+    ] = False,
+    paper_usd: Annotated[
+        float, typer.Option(help="--paper: the simulated account's starting USDC (when it is new)")
+    ] = 10_000,
 ) -> None:
     """Copy the leaders of --config for the configured account, with a live view and a report at the end.
+
+    With --paper the venue is only read (market data and the leaders' fills: no key, no --live needed) and
+    the copies trade a simulated account kept in the store, which the next --paper run resumes.
 
     The venue and account come from the file's \\[venue] table and HYPERFOLLOW_VENUE__* (the environment
     wins). The signing key comes from HYPERFOLLOW_VENUE__AGENT_KEY only; the store from
@@ -227,6 +240,9 @@ def copy_command(
     if duration is not None and duration <= 0:
         console.print("[red]--duration must be positive[/red]")
         raise typer.Exit(2)
+    if paper:
+        _copy_paper(config, settings, duration, Decimal(str(paper_usd)))
+        return
     try:
         follow_config = load_copy_config(config)
         venue = merge_venue(settings.venue, follow_config.venue, str(config), live=live)
@@ -239,6 +255,32 @@ def copy_command(
         asyncio.run(run_copy(follow_config, venue_config, settings.store.url, console, duration_s=duration))
     except SignerNotAuthorized as exc:
         raise _refuse(str(exc)) from None
+    except Exception as exc:  # a venue or store error: say it in words, not a traceback
+        console.print(f"[red]{type(exc).__name__}: {escape(str(exc))}[/red]", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+def _copy_paper(config: Path, settings: Settings, duration: float | None, start_usd: Decimal) -> None:
+    """``copy --paper``: the venue settings say only where the market is; no key is read or needed."""
+    from hyperfollow.app.follow_config import FollowConfigError, load_copy_config
+    from hyperfollow.app.paper_run import run_paper
+    from hyperfollow.app.venue import VenueConfigError, endpoint_config
+
+    if start_usd < 100:
+        raise _refuse("--paper-usd must be at least 100")
+    try:
+        follow_config = load_copy_config(config)
+        venue = merge_venue(settings.venue, follow_config.venue, str(config), live=False)
+        settings = settings.model_copy(update={"venue": venue})
+        endpoint = endpoint_config(settings)
+    except (FollowConfigError, VenueConfigError, SettingsError) as exc:
+        raise _refuse(str(exc)) from None
+    name = settings.venue.account_address or "default"
+    try:
+        asyncio.run(
+            run_paper(follow_config, endpoint, settings.store.url, console, account_name=name,
+                      start_usd=start_usd, duration_s=duration)
+        )  # fmt: skip
     except Exception as exc:  # a venue or store error: say it in words, not a traceback
         console.print(f"[red]{type(exc).__name__}: {escape(str(exc))}[/red]", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None

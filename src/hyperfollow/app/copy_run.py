@@ -27,7 +27,7 @@ import signal
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 import structlog
@@ -514,24 +514,58 @@ async def run_copy(
     ``duration_s``, then report. Follows of this account in the store that the file no longer names are
     stopped (their positions kept). A signing key that may not trade for the account raises
     ``SignerNotAuthorized`` before the store is opened or anything is sent."""
-    stop = asyncio.Event()
-    restore = stop_on_ctrl_c(stop)
-    follower = venue_config.query_address
     venue: HyperliquidVenue | None = None
     store: Store | None = None
-    service: CopyService | None = None
-    risk: RiskService | None = None
     try:
         venue = await open_follower(venue_config)
         # before the store or any order: a key the account never approved would be refused order by order
         await check_signer(venue.client, venue.client.signer_address, int(time.time() * 1000))
         store = await Store.open_migrated(store_url)
+        client = venue.client
+        return await copy_follows(
+            config, venue, venue_config.query_address, store, console, where=venue_config.base_url,
+            duration_s=duration_s, interactive=interactive, rest_stats=lambda: client.limiter.stats,
+        )  # fmt: skip
+    finally:
+        if venue is not None:
+            await venue.close()
+        if store is not None:
+            await store.close()
+
+
+async def copy_follows(
+    config: CopyConfig,
+    venue: Venue,
+    follower: str,
+    store: Store,
+    console: Console,
+    *,
+    where: str,
+    duration_s: float | None = None,
+    interactive: bool | None = None,
+    rest_stats: Callable[[], WeightStats] | None = None,
+    clock: Callable[[], int] | None = None,
+    service_config: ServiceConfig | None = None,
+    title: str = "hyperfollow copy",
+) -> CopyReport:
+    """Run ``config``'s follows for ``follower`` on ``venue`` (whatever it is: live or paper) with the risk
+    service beside them, the live view, and the report at the end. The caller opens and closes the venue and
+    the store."""
+    stop = asyncio.Event()
+    restore = stop_on_ctrl_c(stop)
+    follower = follower.lower()
+    service: CopyService | None = None
+    risk: RiskService | None = None
+    try:
         journal = StoreCopyJournal(store)
         # one trading state per account: the risk service's (started below; ACTIVE until then)
-        shared = ServiceConfig(
-            trading_state=lambda a: risk.state(a) if risk is not None else TradingState.ACTIVE
+        shared = replace(
+            service_config or ServiceConfig(),
+            trading_state=lambda a: risk.state(a) if risk is not None else TradingState.ACTIVE,
         )
-        service = CopyService({follower: venue}, journal, config=shared, clock=LiveClock())
+        venues: dict[str, Venue] = {follower: venue}
+        # the venue's epoch time when it runs its own clock (a sped-up embedded exchange); sleeps stay real
+        service = CopyService(venues, journal, config=shared, clock=LiveClock(wall_ms=clock))
         wanted = {spec.leader for spec in config.follows}
         for old in await journal.follows():
             if old.follower == follower and old.leader not in wanted:
@@ -544,24 +578,24 @@ async def run_copy(
             takers=frozenset(s.leader for s in config.follows if _taker(s.settings)),
         )
         run = CopyRun(
-            service, venue, store, follower, stats, console, interactive=interactive,
-            rest_stats=lambda: venue.client.limiter.stats,
+            service, venue, store, follower, stats, console, interactive=interactive, rest_stats=rest_stats,
+            title=title,
         )  # fmt: skip
         await run.begin()
-        for event in await service.start():
-            console.print(f"start-up: {event.kind.value} {event.coin} {event.cloid} {event.reason}")
-        copy_ledger = service.ledger
         policies = {spec.leader: spec.exit_policy for spec in config.follows}
         risk = await start_risk(
             {follower: venue},
             store,
             clock=service.clock,
             owns=service.owns,
-            policy_for=policy_by_leader(copy_ledger, policies, ExitPolicy()),
+            policy_for=policy_by_leader(service.ledger, policies, ExitPolicy()),
         )
         run.risk = risk
+        # after the risk service: it sees the start-up's copies open (none is an "unknown venue position")
+        for event in await service.start():
+            console.print(f"start-up: {event.kind.value} {event.coin} {event.cloid} {event.reason}")
         console.print(
-            f"copying {len(config.follows)} leader(s) for {follower} on {venue_config.base_url}"
+            f"copying {len(config.follows)} leader(s) for {follower} on {where}"
             + (f" for {duration_s:g} s" if duration_s else " until Ctrl-C")
         )
         await run.run(stop, duration_s)
@@ -578,7 +612,3 @@ async def run_copy(
             await risk.close()
         if service is not None:
             await service.close()
-        if venue is not None:
-            await venue.close()
-        if store is not None:
-            await store.close()

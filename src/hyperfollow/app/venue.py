@@ -7,6 +7,7 @@ from pydantic import ValidationError
 from hyperfollow.adapters.hyperliquid.config import (
     MAINNET_API_URL,
     TESTNET_API_URL,
+    EndpointConfig,
     HyperliquidConfig,
     is_mainnet_url,
 )
@@ -66,3 +67,12 @@ def adapter_config(settings: Settings) -> HyperliquidConfig:
             for err in exc.errors(include_input=False)
         )
         raise VenueConfigError(redact(f"Invalid venue settings: {problems}")) from None
+
+
+def endpoint_config(settings: Settings) -> EndpointConfig:
+    """Where the venue is, for public reads only (paper trading): no account, no key, no live switch,
+    because nothing is ever sent to it."""
+    try:
+        return EndpointConfig(base_url=venue_base_url(settings))
+    except ValidationError:
+        raise VenueConfigError("Invalid venue settings: venue.base_url must be an http(s) URL") from None

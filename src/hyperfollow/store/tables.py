@@ -221,3 +221,27 @@ ALL_TABLES = [
     RiskEventRow.__table__,
     LeaderStatusRow.__table__,
 ]
+
+
+class PaperAccountRow(Base):
+    """A simulated (paper) account's current state: balance, positions, open orders, counters (JSON)."""
+
+    __tablename__ = "paper_accounts"
+
+    address: Mapped[str] = mapped_column(String(ADDRESS), primary_key=True)
+    state: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class PaperRecordRow(Base):
+    """A paper account's history, appended: each fill (``ref`` its trade id) and each finished order
+    (``ref`` its order id, replaced if the order is recorded again)."""
+
+    __tablename__ = "paper_records"
+    __table_args__ = (UniqueConstraint("address", "kind", "ref", name="uq_paper_records_address_kind_ref"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    address: Mapped[str] = mapped_column(String(ADDRESS))
+    kind: Mapped[str] = mapped_column(String(8))  # "fill" | "order"
+    ref: Mapped[int] = mapped_column(BigInteger)
+    doc: Mapped[Any] = mapped_column(JSON)

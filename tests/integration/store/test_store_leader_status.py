@@ -82,7 +82,7 @@ async def _look(url: str) -> tuple[set[str], str | None]:
 async def test_migration_0003_up_and_down(migrated_url: str) -> None:
     names, revision = await _look(migrated_url)
     assert "leader_status" in names
-    assert revision == "0003"
+    assert revision >= "0003"
     await downgrade_async(migrated_url, "0002")
     names, revision = await _look(migrated_url)
     assert "leader_status" not in names
@@ -91,4 +91,4 @@ async def test_migration_0003_up_and_down(migrated_url: str) -> None:
     await migrate_async(migrated_url)  # back to head, so the module's database ends migrated
     names, revision = await _look(migrated_url)
     assert "leader_status" in names
-    assert revision == "0003"
+    assert revision >= "0003"

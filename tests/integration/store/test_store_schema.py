@@ -21,6 +21,8 @@ TABLES = {
     "leader_cursor",
     "positions",
     "skips",
+    "paper_accounts",
+    "paper_records",
     "risk_holdings",
     "risk_events",
     "leader_status",
@@ -52,7 +54,7 @@ async def test_upgrade_from_nothing_then_downgrade_to_base(store_url: str) -> No
     await migrate_async(store_url)
     names, revision, diffs = await _inspect(store_url)
     assert names >= TABLES | {"alembic_version"}
-    assert revision == "0003"
+    assert revision == "0004"
     assert diffs == [], f"tables.py and the migrations disagree: {diffs}"
 
     await migrate_async(store_url)  # at head already: a no-op
@@ -64,7 +66,7 @@ async def test_upgrade_from_nothing_then_downgrade_to_base(store_url: str) -> No
     await migrate_async(store_url)  # and back up, so the module's database ends migrated
     names, revision, _ = await _inspect(store_url)
     assert names >= TABLES
-    assert revision == "0003"
+    assert revision == "0004"
 
 
 def test_sync_migrate_for_scripts(store_url: str) -> None:
@@ -73,4 +75,4 @@ def test_sync_migrate_for_scripts(store_url: str) -> None:
     migrate(store_url)
     names, revision, diffs = asyncio.run(_inspect(store_url))
     assert names >= TABLES
-    assert (revision, diffs) == ("0003", [])
+    assert (revision, diffs) == ("0004", [])

@@ -15,7 +15,7 @@ import structlog
 
 from hyperfollow.adapters.hyperliquid import parse
 from hyperfollow.adapters.hyperliquid.budget import AddressBudget
-from hyperfollow.adapters.hyperliquid.client import VenueClient
+from hyperfollow.adapters.hyperliquid.client import InfoClient, VenueClient
 from hyperfollow.adapters.hyperliquid.market import InstrumentDirectory, Streams
 from hyperfollow.domain.model import AccountSnapshot, Fill, OrderState, Position, RateLimitStatus
 
@@ -25,7 +25,7 @@ FILLS_PAGE = 2000  # userFillsByTime answers at most this many fills per request
 
 
 async def fetch_fills(
-    client: VenueClient, address: str, start_ms: int, end_ms: int | None = None
+    client: InfoClient, address: str, start_ms: int, end_ms: int | None = None
 ) -> list[Fill]:
     """Every fill of ``address`` from ``start_ms`` on, oldest first, paging past the 2,000-fill limit.
 
@@ -64,7 +64,7 @@ async def fetch_fills(
     return parse.in_position_order(seen.values())
 
 
-async def fetch_snapshot(client: VenueClient, dexs: Sequence[str], address: str) -> AccountSnapshot:
+async def fetch_snapshot(client: InfoClient, dexs: Sequence[str], address: str) -> AccountSnapshot:
     """``clearinghouseState`` of the main dex merged with each HIP-3 dex's (each has its own)."""
     address = address.lower()
     raws = await asyncio.gather(
@@ -73,7 +73,7 @@ async def fetch_snapshot(client: VenueClient, dexs: Sequence[str], address: str)
     return parse.merge_snapshots([parse.account_snapshot(address, raw or {}) for raw in raws])
 
 
-async def fetch_open_orders(client: VenueClient, dexs: Sequence[str], address: str) -> list[OrderState]:
+async def fetch_open_orders(client: InfoClient, dexs: Sequence[str], address: str) -> list[OrderState]:
     """``frontendOpenOrders`` of every dex (triggers and cloids included), oldest first."""
     address = address.lower()
     raws = await asyncio.gather(

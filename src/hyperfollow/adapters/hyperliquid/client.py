@@ -48,7 +48,7 @@ from hyperfollow.adapters.hyperliquid.budget import (
     info_extra_weight,
     info_weight,
 )
-from hyperfollow.adapters.hyperliquid.config import HyperliquidConfig
+from hyperfollow.adapters.hyperliquid.config import EndpointConfig, HyperliquidConfig
 from hyperfollow.adapters.hyperliquid.nonce import NonceSource, nonce_source_for
 from hyperfollow.domain.errors import OutcomeUnknown, TransientError, VenueError, rejection_for
 from hyperfollow.domain.weights import exchange_weight
@@ -60,13 +60,17 @@ Transport = Callable[[str, Any], Any]  # blocking (path, payload) -> JSON; raise
 _NOT_JSON = "Could not parse JSON: "
 
 
-class VenueClient(Protocol):
-    """What the gateway and the readers need of a client (a fake implements it in unit tests)."""
+class InfoClient(Protocol):
+    """What the public readers (market data, leader feeds, listings) need of a client: ``/info`` only."""
+
+    async def info(self, payload: dict[str, Any]) -> Any: ...
+
+
+class VenueClient(InfoClient, Protocol):
+    """What the gateway and the account readers need of a client (a fake implements it in unit tests)."""
 
     @property
     def config(self) -> HyperliquidConfig: ...
-
-    async def info(self, payload: dict[str, Any]) -> Any: ...
 
     async def action(
         self, action: dict[str, Any], n_orders: int = 0, *, expires_after: int | None = None
@@ -118,26 +122,22 @@ def classify_failure(path: str, exc: BaseException) -> VenueError | None:
     return None
 
 
-class HyperliquidClient:
-    """REST client of one (signer, account, vault): ``info`` queries and signed ``action`` posts."""
+class HyperliquidInfoClient:
+    """REST client for public ``/info`` reads: no key, no account, and no way to post to ``/exchange``
+    (paper trading and downloads hold only this one, so nothing they run can send an order)."""
 
     def __init__(
         self,
-        config: HyperliquidConfig,
+        endpoint: EndpointConfig,
         *,
-        nonces: NonceSource | None = None,
         limiter: WeightLimiter | None = None,
         transport: Transport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
         max_workers: int = 4,
     ) -> None:
-        self._config = config
-        # the raw key lives only here and in the signer's key cache; never logged, never in repr
-        self._key = bytes.fromhex(config.secret_key.get_secret_value().removeprefix("0x"))
-        self._address = address_of(self._key)
-        self.nonces = nonces or nonce_source_for(self._address)
-        self.limiter = limiter or WeightLimiter(config.ip_weight_per_min)
+        self._endpoint = endpoint
+        self.limiter = limiter or WeightLimiter(endpoint.ip_weight_per_min)
         self._transport = transport or self._sdk_post
         self._sleep = sleep
         self._rng = rng or random.Random()
@@ -148,20 +148,15 @@ class HyperliquidClient:
         self._closed = False
 
     @property
-    def config(self) -> HyperliquidConfig:
-        return self._config
-
-    @property
-    def signer_address(self) -> str:
-        """Lower-case address of the signing key (an agent's, or the master's own)."""
-        return self._address
+    def endpoint(self) -> EndpointConfig:
+        return self._endpoint
 
     # ------------------------------------------------------------------ blocking side (executor)
 
     def _sdk_post(self, path: str, payload: Any) -> Any:
         api: _Api | None = getattr(self._local, "api", None)
         if api is None:  # one requests.Session per executor thread
-            api = _Api(self._config.base_url, timeout=self._config.request_timeout_secs)
+            api = _Api(self._endpoint.base_url, timeout=self._endpoint.request_timeout_secs)
             self._local.api = api
             with self._apis_lock:
                 self._apis.append(api)
@@ -174,31 +169,12 @@ class HyperliquidClient:
             raise NotJson(str(result["error"])[:300])
         return result
 
-    def _sign(self, action: dict[str, Any], expires_after: int | None) -> dict[str, Any]:
-        nonce = self.nonces.next()
-        vault = self._config.vault_address
-        signature = sign_l1_action(self._key, action, vault, nonce, expires_after, self._config.is_mainnet)
-        return {
-            "action": action,
-            "nonce": nonce,
-            "signature": signature,
-            "vaultAddress": vault,
-            "expiresAfter": expires_after,
-        }
-
     # ------------------------------------------------------------------ async side
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         if self._closed:
             raise TransientError("the venue client is closed")
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
-
-    def _post_signed(self, signed: dict[str, Any], action: dict[str, Any], expires_after: int | None) -> Any:
-        """Sign (first attempt only: a retry resends the same body and nonce) and post, in one executor
-        call, so an order costs one hop off the event loop, not two."""
-        if "body" not in signed:
-            signed["body"] = self._sign(action, expires_after)
-        return self._transport("/exchange", signed["body"])
 
     async def _send(
         self,
@@ -210,6 +186,7 @@ class HyperliquidClient:
     ) -> Any:
         """Post with the weight budget and the retry policy of the table above."""
         attempt = 0
+        endpoint = self._endpoint
         while True:
             await self.limiter.acquire(weight, what=what)
             try:
@@ -219,10 +196,10 @@ class HyperliquidClient:
                 if error is None:
                     raise
             rate_limited = isinstance(error, TransientError) and error.status == 429
-            if isinstance(error, TransientError) and attempt < self._config.max_retries:
+            if isinstance(error, TransientError) and attempt < endpoint.max_retries:
                 self.limiter.note_retry(rate_limited=rate_limited)
                 delay = backoff_delay(
-                    attempt, self._config.backoff_base_secs, self._config.backoff_cap_secs, self._rng
+                    attempt, endpoint.backoff_base_secs, endpoint.backoff_cap_secs, self._rng
                 )
                 log.warning(
                     "venue.retry", path=path, request=what, attempt=attempt + 1, delay_secs=round(delay, 3),
@@ -249,6 +226,72 @@ class HyperliquidClient:
         self.limiter.charge(info_extra_weight(payload, result))
         return result
 
+    async def close(self) -> None:
+        """Stop the executor and close the HTTP sessions."""
+        if self._closed:
+            return
+        self._closed = True
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        with self._apis_lock:
+            for api in self._apis:
+                api.session.close()
+            self._apis.clear()
+
+    def __repr__(self) -> str:
+        return f"HyperliquidInfoClient({self._endpoint.base_url!r})"
+
+
+class HyperliquidClient(HyperliquidInfoClient):
+    """REST client of one (signer, account, vault): ``info`` queries and signed ``action`` posts."""
+
+    def __init__(
+        self,
+        config: HyperliquidConfig,
+        *,
+        nonces: NonceSource | None = None,
+        limiter: WeightLimiter | None = None,
+        transport: Transport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+        max_workers: int = 4,
+    ) -> None:
+        super().__init__(
+            config, limiter=limiter, transport=transport, sleep=sleep, rng=rng, max_workers=max_workers
+        )
+        self._config = config
+        # the raw key lives only here and in the signer's key cache; never logged, never in repr
+        self._key = bytes.fromhex(config.secret_key.get_secret_value().removeprefix("0x"))
+        self._address = address_of(self._key)
+        self.nonces = nonces or nonce_source_for(self._address)
+
+    @property
+    def config(self) -> HyperliquidConfig:
+        return self._config
+
+    @property
+    def signer_address(self) -> str:
+        """Lower-case address of the signing key (an agent's, or the master's own)."""
+        return self._address
+
+    def _sign(self, action: dict[str, Any], expires_after: int | None) -> dict[str, Any]:
+        nonce = self.nonces.next()
+        vault = self._config.vault_address
+        signature = sign_l1_action(self._key, action, vault, nonce, expires_after, self._config.is_mainnet)
+        return {
+            "action": action,
+            "nonce": nonce,
+            "signature": signature,
+            "vaultAddress": vault,
+            "expiresAfter": expires_after,
+        }
+
+    def _post_signed(self, signed: dict[str, Any], action: dict[str, Any], expires_after: int | None) -> Any:
+        """Sign (first attempt only: a retry resends the same body and nonce) and post, in one executor
+        call, so an order costs one hop off the event loop, not two."""
+        if "body" not in signed:
+            signed["body"] = self._sign(action, expires_after)
+        return self._transport("/exchange", signed["body"])
+
     async def action(
         self, action: dict[str, Any], n_orders: int = 0, *, expires_after: int | None = None
     ) -> Any:
@@ -265,17 +308,6 @@ class HyperliquidClient:
             return signed.get("body", {}).get("nonce")
 
         return await self._send("/exchange", call, exchange_weight(n_orders), str(action.get("type")), nonce)
-
-    async def close(self) -> None:
-        """Stop the executor and close the HTTP sessions."""
-        if self._closed:
-            return
-        self._closed = True
-        self._executor.shutdown(wait=False, cancel_futures=True)
-        with self._apis_lock:
-            for api in self._apis:
-                api.session.close()
-            self._apis.clear()
 
     def __repr__(self) -> str:
         return f"HyperliquidClient({self._config!r}, signer={self.signer_address})"

@@ -49,19 +49,12 @@ def is_private_key(text: str) -> bool:
 _HEX = frozenset("0123456789abcdefABCDEF")
 
 
-class HyperliquidConfig(BaseModel):
-    """One (signer, account, vault) triple on one venue URL, plus the client's retry and rate settings."""
+class EndpointConfig(BaseModel):
+    """Where the venue is and how the client talks to it: no account and no key (public reads only)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)  # keys never in errors
 
     base_url: str = Field(description="http(s) URL of the venue: mainnet, testnet or the embedded exchange")
-    account_address: str = Field(description="the master account (0x...); queries use the vault when set")
-    secret_key: SecretStr = Field(
-        description="private key of an agent trading for the master, or the master's"
-    )
-    vault_address: str | None = Field(
-        None, description="vault or sub-account traded for, None for the master"
-    )
     request_timeout_secs: float = Field(10.0, gt=0)
     max_retries: int = Field(4, ge=0, description="retries of a request the venue refused before acting")
     backoff_base_secs: float = Field(0.2, ge=0)
@@ -77,6 +70,28 @@ class HyperliquidConfig(BaseModel):
             raise ValueError("base_url must be an http:// or https:// URL with a host")
         # The SDK concatenates paths: a trailing slash would post to "//info".
         return value.rstrip("/")
+
+    @property
+    def is_mainnet(self) -> bool:
+        """Sign for mainnet when the URL's host is mainnet's (``is_mainnet_url``), else for testnet."""
+        return is_mainnet_url(self.base_url)
+
+    @property
+    def ws_url(self) -> str:
+        """``http(s)://host`` -> ``ws(s)://host/ws`` (one port serves REST and WebSocket)."""
+        return "ws" + self.base_url[len("http") :] + "/ws"
+
+
+class HyperliquidConfig(EndpointConfig):
+    """One (signer, account, vault) triple on one venue URL, plus the client's retry and rate settings."""
+
+    account_address: str = Field(description="the master account (0x...); queries use the vault when set")
+    secret_key: SecretStr = Field(
+        description="private key of an agent trading for the master, or the master's"
+    )
+    vault_address: str | None = Field(
+        None, description="vault or sub-account traded for, None for the master"
+    )
 
     @field_validator("secret_key")
     @classmethod
@@ -95,16 +110,6 @@ class HyperliquidConfig(BaseModel):
         if not is_address(value):
             raise ValueError("not a 0x address of 40 hex digits")  # the value is never echoed
         return value.lower()
-
-    @property
-    def is_mainnet(self) -> bool:
-        """Sign for mainnet when the URL's host is mainnet's (``is_mainnet_url``), else for testnet."""
-        return is_mainnet_url(self.base_url)
-
-    @property
-    def ws_url(self) -> str:
-        """``http(s)://host`` -> ``ws(s)://host/ws`` (one port serves REST and WebSocket)."""
-        return "ws" + self.base_url[len("http") :] + "/ws"
 
     @property
     def query_address(self) -> str:

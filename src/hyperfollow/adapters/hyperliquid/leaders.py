@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 
 from hyperfollow.adapters.hyperliquid.account import fetch_fills, fetch_snapshot
-from hyperfollow.adapters.hyperliquid.client import VenueClient
+from hyperfollow.adapters.hyperliquid.client import InfoClient
 from hyperfollow.adapters.hyperliquid.market import InstrumentDirectory, Streams
 from hyperfollow.domain.model import AccountSnapshot, Fill
 
@@ -17,7 +17,7 @@ from hyperfollow.domain.model import AccountSnapshot, Fill
 class HyperliquidLeaderFeed:
     """Public reads of any address."""
 
-    def __init__(self, client: VenueClient, instruments: InstrumentDirectory, streams: Streams) -> None:
+    def __init__(self, client: InfoClient, instruments: InstrumentDirectory, streams: Streams) -> None:
         self._client = client
         self._instruments = instruments
         self._streams = streams

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 import structlog
 
 from hyperfollow.adapters.hyperliquid import parse
-from hyperfollow.adapters.hyperliquid.client import VenueClient
+from hyperfollow.adapters.hyperliquid.client import InfoClient
 from hyperfollow.domain.errors import UnknownInstrument
 from hyperfollow.domain.model import Bbo, Candle, Fill, L2Book, OrderState, StreamEvent, Trade
 from hyperfollow.domain.rules import Instrument, instruments_from_meta
@@ -50,7 +50,7 @@ class InstrumentDirectory:
     An unknown coin triggers one reload (a new listing), at most every ``reload_secs``.
     """
 
-    def __init__(self, client: VenueClient, *, reload_secs: float = 60.0) -> None:
+    def __init__(self, client: InfoClient, *, reload_secs: float = 60.0) -> None:
         self._client = client
         self._by_coin: dict[str, Instrument] = {}
         self._dexs: list[str] = [""]
@@ -105,7 +105,7 @@ class InstrumentDirectory:
 class HyperliquidMarketData:
     """``ports.MarketData`` over /info; streams come from the shared stream supervisor."""
 
-    def __init__(self, client: VenueClient, instruments: InstrumentDirectory, streams: Streams) -> None:
+    def __init__(self, client: InfoClient, instruments: InstrumentDirectory, streams: Streams) -> None:
         self._client = client
         self._instruments = instruments
         self._streams = streams
