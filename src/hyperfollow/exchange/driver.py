@@ -69,6 +69,7 @@ class MarketDriver:
         traders: tuple[TraderSpec, ...] | None = DEFAULT_TRADERS,
         recording: Recording | None = None,
         models: Mapping[str, CoinModel] | None = None,
+        synthetic: bool = True,
     ) -> None:
         self.engine = engine
         self.seed = seed
@@ -80,7 +81,8 @@ class MarketDriver:
             raise ValueError(f"unknown coins: {', '.join(unknown)} (listed: see the `meta` request)")
         self.insts = [engine.universe.by_coin[c] for c in listed]
         now = engine.now()
-        self.market = SyntheticMarket({c: models[c] for c in listed if c in models}, seed, now)
+        paths = {c: models[c] for c in listed if c in models} if synthetic else {}
+        self.market = SyntheticMarket(paths, seed, now)  # without paths: prices move only when set
         self.mm = MarketMaker(engine, seed)
         self.traders = [
             SimTrader(spec, seed) for spec in traders or () if all(c in listed for c in spec.coins)
@@ -152,9 +154,12 @@ class MarketDriver:
         error = operator_price_error(inst, px)
         if error is not None:
             raise ValueError(error)
-        state = self.market.set_price(coin, float(px))
+        if coin in self.market.coins():
+            ref_px = self.market.set_price(coin, float(px)).ref_px
+        else:  # no synthetic path: the book is quoted at the operator's price until it is set again
+            ref_px = float(px)
         self._replay_px.pop(coin, None)
-        self._quote(inst, state.ref_px, 0.0, None, shock=True)
+        self._quote(inst, ref_px, 0.0, None, shock=True)
         clearing.run_due(self.engine)
 
     # ------------------------------------------------------------------ replay
