@@ -459,33 +459,25 @@ class CopyBacktest:
             for h in (risk.book.holding(i) for i in range(len(risk.book)))
         )
 
-    def _busy(self) -> bool:
-        return self._engine_busy() or self._risk_behind()
-
     async def _settle(self) -> None:
-        """Turn the event loop until the engine and the risk service have handled everything delivered (or
-        wait only on simulated time)."""
+        """Turn the event loop until the engine and the risk service have handled everything delivered, or
+        what is left waits only on simulated time (a sleeper of ``SimTimers``)."""
         quiet = 0
         for spin in range(_SPINS):
             await asyncio.sleep(0)
-            if not self._busy():
+            if not self._engine_busy():
                 quiet += 1
-                if quiet >= 3:
+                if quiet >= 2 and not self._risk_behind():
                     return
                 continue
             quiet = 0
-            if (
-                self.timers.waiting
-                and spin > 50
-                and not any(p.busy for p in getattr(self.svc, "_fill_pumps", ()))
-            ):
+            if self.timers.waiting and spin > 50 and not self._risk_behind():
                 return  # what is left sleeps on simulated time
             if spin > 1000:
-                await asyncio.sleep(0.0005)  # a database write on its thread
+                await asyncio.sleep(0.0005)  # a database write on its thread (risk_store_url)
         raise BacktestError(
-            f"the copy engine did not settle at {self.exchange.clock.now_ms()} (engine busy: "
-            f"{self._engine_busy()}, risk book behind the venue: {self._risk_behind()} "
-            ")"
+            f"the copy engine did not settle at {self.exchange.clock.now_ms()} ms (engine busy: "
+            f"{self._engine_busy()}, risk book behind the venue: {self._risk_behind()})"
         )
 
     def _our_state(self) -> tuple[object, ...]:

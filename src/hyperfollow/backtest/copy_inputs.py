@@ -284,3 +284,37 @@ def meta_path_for(fills_path: str | Path) -> Path | None:
 def dump_rules(rules: Mapping[str, CoinRules]) -> str:
     """The rules as one line of JSON per coin source (for the report's meta)."""
     return json.dumps({c: r.describe() for c, r in sorted(rules.items())}, sort_keys=True)
+
+
+def price_points(paths: Iterable[str | Path]) -> dict[str, list[tuple[int, Decimal]]]:
+    """``(ms, price)`` per coin from market files (``data.market.market_events``: candles, trades, books, BBO),
+    each at the time it became known: a print's and a book's time, a candle's close (its close price)."""
+    from hyperfollow.backtest.data.market import market_events
+    from hyperfollow.domain.model import Bbo, Candle, L2Book, Trade
+
+    out: dict[str, list[tuple[int, Decimal]]] = {}
+    for path in paths:
+        for event in market_events(path):
+            item = event.item
+            price: Decimal | None
+            if isinstance(item, Candle):
+                price = item.close
+            elif isinstance(item, Trade):
+                price = item.price
+            elif isinstance(item, L2Book):
+                price = item.mid
+            elif isinstance(item, Bbo):
+                price = (item.bid.price + item.ask.price) / 2 if item.bid and item.ask else None
+            else:
+                price = None
+            if price is not None and price > 0:
+                out.setdefault(item.coin, []).append((event.venue_ms, price))
+    return {coin: sorted(points, key=lambda p: p[0]) for coin, points in sorted(out.items())}
+
+
+def price_files(path: str | Path) -> list[Path]:
+    """``path`` itself, or the files of a folder (sorted; hidden files left out)."""
+    path = Path(path)
+    if path.is_dir():
+        return sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+    return [path]
