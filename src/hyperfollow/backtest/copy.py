@@ -1,11 +1,12 @@
-"""Copy a wallet in a backtest: a leader's recorded fills re-traded on a stepped embedded exchange, followed by
-the real copy engine (``CopyService``) and the real risk layer (``RiskService``) through the in-process venue.
+"""Copy a wallet in a backtest: a leader's recorded fills re-traded on a stepped embedded exchange, followed
+by the real copy engine (``CopyService``) and the real risk layer (``RiskService``) through the in-process
+venue.
 
 The run (``copy_backtest``):
 
-* **The venue.** A stepped ``EmbeddedExchange`` with no simulated traders and no synthetic price paths, listing
-  every recorded coin (rules: ``copy_inputs``). Its market maker quotes a 20-level book around the price the
-  backtest sets; nothing else moves a price.
+* **The venue.** A stepped ``EmbeddedExchange`` with no simulated traders and no synthetic price paths,
+  listing every recorded coin (rules: ``copy_inputs``). Its market maker quotes a 20-level book around the
+  price the backtest sets; nothing else moves a price.
 * **Prices.** Each recorded leader order sets its coin's price to the order's size-weighted fill price (on the
   coin's price grid) before the leader trades, and to its last fill's price after it. ``prices`` (candles,
   trades, books as ``(ms, price)`` points per coin) set prices in between, at the time each became known.
@@ -16,9 +17,10 @@ The run (``copy_backtest``):
   order of its coin. The positions held before the first fill are opened before the follow starts.
 * **The follower** is the copy engine with the follow's settings (mirror mode), the risk service with the
   follow's exit policy (``app.risk_run.start_risk``; its state in memory, or recorded in a database with
-  ``risk_store_url``), both on the exchange's clock. The leader's fills reach the engine ``latency_ms`` of venue time after they happened.
-  The risk service's passes (exit scan and native stops, stale orders, breakers; reconciliation once a
-  simulated minute) run after every event and on every hour.
+  ``risk_store_url``), both on the exchange's clock. The leader's fills reach the engine ``latency_ms`` of
+  venue time after they happened. The risk service's passes (exit scan and native stops, stale orders,
+  breakers; reconciliation at most once a simulated minute) run after every event that moves a price we
+  hold, our positions or our orders, and on every hour.
 * **Time** moves only from event to event (leader orders, price points, deliveries, hours, the engine's own
   timers), never with the wall clock; every event is handled to the end (``settle``) before time moves on.
 
@@ -33,7 +35,7 @@ import asyncio
 import heapq
 import itertools
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -62,7 +64,14 @@ from hyperfollow.copy.model import CopyMode, FollowSettings
 from hyperfollow.copy.service import CopyService, ServiceConfig
 from hyperfollow.copy.state import CopyEvent, EventKind
 from hyperfollow.domain.model import Fill
-from hyperfollow.domain.rules import MIN_ORDER_VALUE, Instrument, Rounding, quantize_price, scaled_int, to_wire
+from hyperfollow.domain.rules import (
+    MIN_ORDER_VALUE,
+    Instrument,
+    Rounding,
+    quantize_price,
+    scaled_int,
+    to_wire,
+)
 from hyperfollow.exchange.embedded import EmbeddedExchange
 from hyperfollow.exchange.engine import OrderSpec
 from hyperfollow.exchange.market import DEFAULT_MODELS, CoinModel
@@ -198,6 +207,8 @@ class CopyBacktest:
         self.events: list[tuple[str, Fill] | FundingPaid] = []
         self._funded_ms = -1
         self._price_log: dict[str, list[PricePoint]] = {}
+        self.copy_events: list[CopyEvent] = []  # everything the copy engine did, in order
+        self.observers: list[Callable[[CopyBacktest], None]] = []  # called after every event is handled
         self._seq = itertools.count()
         self._heap: list[tuple[int, int, int, _Event]] = []
 
@@ -300,6 +311,8 @@ class CopyBacktest:
             await self._settle()
             held = event.coin and self._position(self.follower, event.coin) != 0
             await self._after_event(risk_pass=event.kind == "hour" or held or self._our_state() != before)
+            for observe in self.observers:
+                observe(self)
             if self.progress is not None:
                 self.progress.advance()
 
@@ -340,6 +353,10 @@ class CopyBacktest:
 
     def _inst(self, coin: str) -> Instrument:
         return self.exchange.engine.universe.by_coin[coin]
+
+    def position(self, user: str, coin: str) -> Decimal:
+        """``user``'s position in ``coin`` at the venue now."""
+        return self._position(user, coin)
 
     def _position(self, user: str, coin: str) -> Decimal:
         inst = self._inst(coin)
@@ -413,6 +430,7 @@ class CopyBacktest:
     # ------------------------------------------------------------------ the follower
 
     def _on_copy_event(self, event: CopyEvent) -> None:
+        self.copy_events.append(event)
         if event.kind is EventKind.SKIPPED and event.skip_reason is not None:
             self.tally.skips[event.skip_reason.code] += 1
         else:
@@ -432,8 +450,8 @@ class CopyBacktest:
 
     def _risk_behind(self) -> bool:
         """The risk service's book has not seen all of our fills yet (its stream is handled in a task). Dust
-        the book may differ by (under ``RESIDUAL_LOTS`` lots: it counts that as flat, its reconciliation fixes it
-        once a simulated minute) is not waited for."""
+        the book may differ by (under ``RESIDUAL_LOTS`` lots: it counts that as flat, its reconciliation
+        fixes it once a simulated minute) is not waited for."""
         risk = getattr(self, "risk", None)
         if risk is None:
             return False
@@ -532,7 +550,7 @@ class CopyBacktest:
             self._funded_ms = max(self._funded_ms, acct.fundings[-1]["time"])
 
     def _price_series(self) -> dict[str, list[PricePoint]]:
-        return {coin: points for coin, points in sorted(self._price_log.items())}
+        return dict(sorted(self._price_log.items()))
 
     def models(self) -> dict[str, str]:
         """Every model the run used, as the report states it."""
@@ -546,12 +564,12 @@ class CopyBacktest:
                 "quotes at their price and fill only when a later price set by the recording crosses them"
             ),
             "fees": (
-                "the venue's base schedule, charged by the exchange: taker 0.045 %, maker 0.015 % of notional "
-                "(HIP-3 dexes x2)"
+                "the venue's base schedule, charged by the exchange: taker 0.045 %, maker 0.015 % of "
+                "notional (HIP-3 dexes x2)"
             ),
             "slippage": (
-                "taker copies walk the exchange's book: the market maker's 20-level ladder around the recorded "
-                "price (half-spread / level step, depth of the first level, per coin: "
+                "taker copies walk the exchange's book: the market maker's 20-level ladder around the "
+                "recorded price (half-spread / level step, depth of the first level, per coin: "
                 f"{_book_models(self.rules)}); the leader's own orders fill against a counterparty at their "
                 "recorded price and leave that book to us"
             ),
@@ -565,13 +583,15 @@ class CopyBacktest:
                 f"price; {self.tally.price_points} more price points from the prices given"
             ),
             "leader": (
-                f"re-trades every recorded order; leader_return_pct = (closedPnl - fees of the recorded fills) / "
-                f"{self.leader_stats.base_usd} USD (the leader's peak gross notional unless given) x 100"
+                "re-trades every recorded order; leader_return_pct = (closedPnl - fees of the recorded "
+                f"fills) / {self.leader_stats.base_usd} USD (the leader's peak gross notional unless given) "
+                "x 100"
             ),
             "risk": (
                 "the risk service's exit scan with native stops, stale-order sweep and breakers after every "
-                f"event that moves a price we hold, our positions or our orders, and every hour; reconciliation at most once a simulated minute; the stale-market-data breaker "
-                f"off (the recording is the market); exit policy {self.exit_policy}"
+                "event that moves a price we hold, our positions or our orders, and every hour; "
+                "reconciliation at most once a simulated minute; the stale-market-data breaker off (the "
+                f"recording is the market); exit policy {self.exit_policy}"
             ),
         }
 

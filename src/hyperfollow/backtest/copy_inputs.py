@@ -287,10 +287,10 @@ def dump_rules(rules: Mapping[str, CoinRules]) -> str:
 
 
 def price_points(paths: Iterable[str | Path]) -> dict[str, list[tuple[int, Decimal]]]:
-    """``(ms, price)`` per coin from market files (``data.market.market_events``: candles, trades, books, BBO),
-    each at the time it became known: a print's and a book's time, a candle's close (its close price)."""
+    """``(ms, price)`` per coin from market files (``data.market.market_events``: candles, trades, books,
+    BBO), each at the time it became known: a print's and a book's time, a candle's close (its close)."""
     from hyperfollow.backtest.data.market import market_events
-    from hyperfollow.domain.model import Bbo, Candle, L2Book, Trade
+    from hyperfollow.domain.model import Candle, L2Book, Trade
 
     out: dict[str, list[tuple[int, Decimal]]] = {}
     for path in paths:
@@ -303,10 +303,8 @@ def price_points(paths: Iterable[str | Path]) -> dict[str, list[tuple[int, Decim
                 price = item.price
             elif isinstance(item, L2Book):
                 price = item.mid
-            elif isinstance(item, Bbo):
-                price = (item.bid.price + item.ask.price) / 2 if item.bid and item.ask else None
             else:
-                price = None
+                price = (item.bid.price + item.ask.price) / 2 if item.bid and item.ask else None
             if price is not None and price > 0:
                 out.setdefault(item.coin, []).append((event.venue_ms, price))
     return {coin: sorted(points, key=lambda p: p[0]) for coin, points in sorted(out.items())}

@@ -154,10 +154,9 @@ class MarketDriver:
         error = operator_price_error(inst, px)
         if error is not None:
             raise ValueError(error)
-        if coin in self.market.coins():
-            ref_px = self.market.set_price(coin, float(px)).ref_px
-        else:  # no synthetic path: the book is quoted at the operator's price until it is set again
-            ref_px = float(px)
+        # without a synthetic path the book is quoted at the operator's price until it is set again
+        has_path = coin in self.market.coins()
+        ref_px = self.market.set_price(coin, float(px)).ref_px if has_path else float(px)
         self._replay_px.pop(coin, None)
         self._quote(inst, ref_px, 0.0, None, shock=True)
         clearing.run_due(self.engine)
