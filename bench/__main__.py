@@ -30,7 +30,15 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-ORDER = ["bench_engine", "bench_signing", "bench_roundtrip", "bench_ws", "bench_market", "bench_replay"]
+ORDER = [
+    "bench_engine",
+    "bench_signing",
+    "bench_roundtrip",
+    "bench_ws",
+    "bench_market",
+    "bench_replay",
+    "bench_backtest_copy",
+]
 SOAK = ["bench_copy_weight"]  # minutes of wall time each: run only when named (python -m bench copy_weight)
 OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
