@@ -33,7 +33,15 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-ORDER = ["bench_engine", "bench_signing", "bench_roundtrip", "bench_ws", "bench_market", "bench_replay"]
+ORDER = [
+    "bench_engine",
+    "bench_signing",
+    "bench_roundtrip",
+    "bench_ws",
+    "bench_market",
+    "bench_replay",
+    "bench_backtest_copy",
+]
 SOAK = ["bench_copy_weight"]  # minutes of wall time each: run only when named (python -m bench copy_weight)
 OWN_TABLE = {"bench_realism"}  # run only when named; they print their own table and take their own options
 OPS: dict[str, Callable[[float, float], bool]] = {

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from hyperfollow.app.backtest import backtest_app
 from hyperfollow.app.download import download_app
 from hyperfollow.app.logging import configure_logging
 from hyperfollow.app.settings import (
@@ -34,6 +35,7 @@ app = typer.Typer(
     context_settings={"show_default": True},
 )
 app.add_typer(download_app, name="download")
+app.add_typer(backtest_app, name="backtest")
 console = Console()
 _EXCHANGE = ExchangeSettings()  # the defaults the exchange command's help shows
 

@@ -25,7 +25,7 @@ from hyperfollow.store.risk_persist import RiskPersistence
 
 async def start_risk(
     venues: Mapping[str, Venue],
-    store: Store,
+    store: Store | None,
     *,
     clock: Clock,
     owns: Callable[[str], bool],
@@ -35,18 +35,21 @@ async def start_risk(
 ) -> RiskService:
     """Restore the accounts' holdings and trading states from ``store``, start the risk service, return it
     (close it after). A HALTED account stays halted across restarts: only a manual reset ends a halt.
-    ``listeners`` hear every risk event from the start (the stops placed for positions already open too)."""
-    persist = RiskPersistence(store, clock=clock.now_ms)
-    restore = await persist.restore(list(venues))
-    states = {a: state for a in venues if (state := await persist.latest_state(a)) is not None}
+    ``listeners`` hear every risk event from the start (the stops placed for positions already open too).
+    ``store=None``: nothing is restored or recorded (a backtest, which never restarts)."""
+    persist = RiskPersistence(store, clock=clock.now_ms) if store is not None else None
+    restore = await persist.restore(list(venues)) if persist is not None else []
+    states = {}
+    if persist is not None:
+        states = {a: state for a in venues if (state := await persist.latest_state(a)) is not None}
     risk = RiskService(
         venues,
         clock=clock,
         settings=settings or RiskSettings(deadman=False),
         owns=owns,
         restore=restore,
-        on_state_change=persist.on_state_change,
-        on_holdings_change=persist.save_holdings,
+        on_state_change=persist.on_state_change if persist is not None else None,
+        on_holdings_change=persist.save_holdings if persist is not None else None,
         restore_states=states,
         policy_for=policy_for,
     )

@@ -76,6 +76,7 @@ class MarketDriver:
         recording: Recording | None = None,
         models: Mapping[str, CoinModel] | None = None,
         profiles: Mapping[str, Profile] | None = None,
+        synthetic_paths: bool = True,
     ) -> None:
         self.engine = engine
         self.seed = seed
@@ -87,11 +88,12 @@ class MarketDriver:
             raise ValueError(f"unknown coins: {', '.join(unknown)} (listed: see the `meta` request)")
         self.insts = [engine.universe.by_coin[c] for c in listed]
         now = engine.now()
-        self.market = SyntheticMarket({c: models[c] for c in listed if c in models}, seed, now)
+        paths = {c: models[c] for c in listed if c in models} if synthetic_paths else {}
+        self.market = SyntheticMarket(paths, seed, now)  # without paths: prices move only when set
         self.mm = MarketMaker(engine, seed)
         profiles = profiles or DEFAULT_PROFILES
         self.crowd = Crowd(engine)
-        synthetic = [i for i in self.insts if i.coin in models and i.coin in profiles]
+        synthetic = [i for i in self.insts if i.coin in paths and i.coin in profiles]
         self.quoters = {i.coin: Quoter(engine, self.crowd, i, profiles[i.coin], seed) for i in synthetic}
         self.tapes = {i.coin: Tape(engine, self.crowd, i, profiles[i.coin], seed) for i in synthetic}
         self._impact_k = {
@@ -236,16 +238,17 @@ class MarketDriver:
         quoter = self.quoters.get(coin)
         if quoter is not None:
             self._absorb(inst)  # flow since the last step moved the old price; the operator sets the new one
-        state = self.market.set_price(coin, float(px))
+        # without a synthetic path the book is quoted at the operator's price until it is set again
+        state = self.market.set_price(coin, float(px)) if coin in self.market.coins() else None
         self._replay_px.pop(coin, None)
-        if quoter is not None and coin not in self._replay_books:
+        if quoter is not None and state is not None and coin not in self._replay_books:
             # the 80 % band's reference jumps with the operator's move, or the new quotes would fail it
             self.engine.reset_reference(inst.asset, _ticks(inst, state.ref_px))
             quoter.update(state, force=True)
             self._absorb(inst)
             self.engine.set_prices(inst.asset, _ticks(inst, self.market.path(coin).state.ref_px))
         else:
-            self._quote(inst, state.ref_px, 0.0, None, shock=True)
+            self._quote(inst, state.ref_px if state is not None else float(px), 0.0, None, shock=True)
         clearing.run_due(self.engine)
 
     # ------------------------------------------------------------------ replay

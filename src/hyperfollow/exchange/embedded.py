@@ -60,12 +60,17 @@ class EmbeddedExchange:
         nonce_window_ms: tuple[int, int] = (2 * 86_400_000, 86_400_000),
         auth_clock: Callable[[], int] = wall_ms,
         vault_lockup_ms: int = VAULT_LOCKUP_MS,
+        universe: Universe | None = None,
+        synthetic_prices: bool = True,
     ) -> None:
+        """``universe``: what is listed (default: ``Universe()``, the mainnet-numbered set); a backtest lists
+        the coins of its recording. ``synthetic_prices=False``: no seeded price paths, a coin's price is what
+        the operator (``set_price``) or the recording last set, and time passing moves nothing."""
         rec = load_recording(recording) if recording else None
         if rec is not None and start_ms is None:
             start_ms = rec.start_ms
         self.clock = SimClock(start_ms=start_ms, speed=speed, stepped=stepped)
-        self.engine = Engine(Universe(), self.clock, seed=seed)
+        self.engine = Engine(universe or Universe(), self.clock, seed=seed)
         self.agents = AgentRegistry()
         self.nonces = NonceTracker(past_window_ms=nonce_window_ms[0], future_window_ms=nonce_window_ms[1])
         self.auth = Authenticator(self._is_known, self._vault_leader, self.agents, self.nonces, is_mainnet)
@@ -81,7 +86,12 @@ class EmbeddedExchange:
         coins = coins if coins is not None else (rec.coins() if rec else ["BTC", "ETH", "SOL", "HYPE"])
         coins = list(dict.fromkeys([*coins, "xyz:TSLA", "xyz:NVDA", "PURR/USDC"])) if rec is None else coins
         self.driver = MarketDriver(
-            self.engine, seed, coins, recording=rec, traders=DEFAULT_TRADERS if simulated_traders else None
+            self.engine,
+            seed,
+            coins,
+            recording=rec,
+            traders=DEFAULT_TRADERS if simulated_traders else None,
+            synthetic_paths=synthetic_prices,
         )
         log.info(
             "exchange.ready",

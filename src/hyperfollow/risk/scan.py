@@ -198,7 +198,8 @@ class PositionBook:
         for coin, mid in mids.items():
             value = mid if isinstance(mid, Decimal) else Decimal(mid)
             self._mids[coin] = value
-            self._marks[self._coin_index(coin)] = float(value)
+            i = self._coin_index(coin)  # first: it may grow (replace) the array
+            self._marks[i] = float(value)
 
     def mark(self, coin: str) -> Decimal | None:
         """The last exact mid of ``coin``."""
@@ -206,7 +207,8 @@ class PositionBook:
 
     def set_equity(self, account: str, equity: Decimal) -> None:
         """An account's equity, for the margin-use alert."""
-        self._equity[self._account_index(account)] = float(equity)
+        i = self._account_index(account)  # first: it may grow (replace) the array
+        self._equity[i] = float(equity)
 
     def upsert(self, holding: Holding) -> int:
         """Add or replace the position of (holding.account, holding.coin); returns its index. O(1) amortised.
