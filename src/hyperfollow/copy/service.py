@@ -37,7 +37,6 @@ from hyperfollow.copy import closing, startup
 from hyperfollow.copy.delta_loop import DeltaLoop
 from hyperfollow.copy.journal import CopyJournal, Cursor, Follow, advance_cursor
 from hyperfollow.copy.lifecycle import against_net, decide_join
-from hyperfollow.copy.mids import MidsCache
 from hyperfollow.copy.mirror_loop import MirrorLoop, Pump, Received
 from hyperfollow.copy.model import (
     CopyMode,
@@ -51,6 +50,7 @@ from hyperfollow.copy.model import (
 from hyperfollow.copy.risk_glue import RiskGlue
 from hyperfollow.copy.sending import OrderJob, Sender
 from hyperfollow.copy.state import CopyEvent, EventHub, EventKind, Ledger, TtlCache
+from hyperfollow.core.market import CacheSettings, MarketCache, MarketSubscription
 from hyperfollow.domain.errors import UnknownInstrument
 from hyperfollow.domain.model import AccountSnapshot, Fill
 from hyperfollow.domain.rules import Instrument
@@ -100,6 +100,7 @@ class CopyService:
         leader_venue: Venue | None = None,
         config: ServiceConfig | None = None,
         clock: Clock,
+        market_cache: MarketCache | None = None,
     ) -> None:
         if not venues and leader_venue is None:
             raise ValueError("the copy service needs at least one venue")
@@ -107,12 +108,15 @@ class CopyService:
         self._leader_venue = leader_venue or next(iter(self.venues.values()))
         self.journal = journal
         self.config = config or ServiceConfig()
-        self.mids = MidsCache(
+        # the process's market-data cache (shared with other strategies when given; over the leader venue)
+        self.cache = market_cache or MarketCache(
             self._leader_venue.market,
             clock=clock,
-            max_age_secs=self.config.marks_max_age_secs,
-            retry_secs=self.config.stream_retry_secs,
+            settings=CacheSettings(
+                marks_max_age_secs=self.config.marks_max_age_secs, retry_secs=self.config.stream_retry_secs
+            ),
         )
+        self._mids_feed: MarketSubscription | None = None
         self.clock = clock
         self.ledger = Ledger()
         self.hub = EventHub()
@@ -173,15 +177,16 @@ class CopyService:
 
     def mid(self, coin: str) -> Decimal | None:
         """The last mid seen for ``coin`` (streamed or read), without a request."""
-        return self.mids.get(coin)
+        return self.cache.mid(coin)
 
     def last_market_data_ms(self, now_ms: int) -> int | None:
         """When the newest mid arrived, on the service's clock."""
-        return self.mids.last_seen_ms(now_ms)
+        return self.cache.last_mid_ms(now_ms)
 
     async def marks(self, coins: Iterable[str] | None = None) -> dict[str, Decimal]:
-        """Mids (see ``copy.mids``): no request on the hot path when the streamed ones are fresh."""
-        return await self.mids.marks(coins)
+        """Mids (``core.market``): no request on the hot path while the streamed ones are younger than
+        ``marks_max_age_secs``."""
+        return await self.cache.marks(coins, max_age_secs=self.config.marks_max_age_secs)
 
     async def leader_snapshot(self, leader: str, *, fresh: bool = False) -> AccountSnapshot:
         now = self.now_ms()
@@ -283,8 +288,8 @@ class CopyService:
         for follow in self.active_follows():
             await self._activate(follow, fresh=follow.key in self._fresh)
         self._fresh.clear()
-        if self.config.live_marks:
-            self.mids.start()
+        if self.config.live_marks and self._mids_feed is None:
+            self._mids_feed = self.cache.subscribe_mids()
         await self.mirror.restart()
         if self.config.delta_loop:
             self.delta.start()
@@ -298,7 +303,9 @@ class CopyService:
         for pump in self._fill_pumps:
             await pump.stop()
         self._fill_pumps = []
-        await self.mids.stop()
+        if self._mids_feed is not None:
+            await self._mids_feed.aclose()
+            self._mids_feed = None
         tasks = [*self._background, *self.risk.tasks]
         for task in tasks:
             task.cancel()
