@@ -556,7 +556,7 @@ async def run_copy(
             {follower: venue},
             store,
             clock=service.clock,
-            owns=service.owns,
+            owners=service.owners,
             policy_for=policy_by_leader(copy_ledger, policies, ExitPolicy()),
         )
         run.risk = risk

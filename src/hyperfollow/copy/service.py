@@ -49,8 +49,9 @@ from hyperfollow.copy.model import (
 )
 from hyperfollow.copy.risk_glue import RiskGlue
 from hyperfollow.copy.sending import OrderJob, Sender
-from hyperfollow.copy.state import CopyEvent, EventHub, EventKind, Ledger, TtlCache
+from hyperfollow.copy.state import COPY, CopyEvent, EventHub, EventKind, Ledger, TtlCache, copy_owner
 from hyperfollow.core.market import CacheSettings, MarketCache, MarketSubscription
+from hyperfollow.core.orders import OrderOwners
 from hyperfollow.domain.errors import UnknownInstrument
 from hyperfollow.domain.model import AccountSnapshot, Fill
 from hyperfollow.domain.rules import Instrument
@@ -101,6 +102,7 @@ class CopyService:
         config: ServiceConfig | None = None,
         clock: Clock,
         market_cache: MarketCache | None = None,
+        owners: OrderOwners | None = None,
     ) -> None:
         if not venues and leader_venue is None:
             raise ValueError("the copy service needs at least one venue")
@@ -118,7 +120,8 @@ class CopyService:
         )
         self._mids_feed: MarketSubscription | None = None
         self.clock = clock
-        self.ledger = Ledger()
+        self.owners = owners if owners is not None else OrderOwners()  # whose each order is (core.orders)
+        self.ledger = Ledger(self.owners)
         self.hub = EventHub()
         self._follows: dict[tuple[str, str], Follow] = {}
         self._cursors: dict[tuple[str, str], Cursor] = {}
@@ -255,9 +258,11 @@ class CopyService:
 
     def owns(self, cloid: str) -> bool:
         """Whether ``cloid`` is an order of this engine still at work (a maker order resting under its
-        watchdog, an order awaiting its answer or its fills): the narrow handle the risk service asks before
-        it sweeps an order as stale or cancels it as an orphan."""
-        return cloid.lower() in self.ledger.in_flight_cloids()
+        watchdog, an order awaiting its answer or its fills, a journal entry being resolved at start-up):
+        its claim in ``owners``, the registry the risk service asks before it sweeps an order as stale or
+        cancels it as an orphan."""
+        owner = self.owners.owner_of(cloid)
+        return owner is not None and owner.strategy == COPY
 
     def events(self) -> AsyncIterator[CopyEvent]:
         """Every event from now on (until ``close``)."""
@@ -282,7 +287,9 @@ class CopyService:
         for follower in self.venues:
             self.ledger.load(await self.journal.positions(follower))
             catch_up[follower] = await startup.fills_from(self, follower)
+        claimed = await self._claim_unresolved()
         events = await startup.recover(self)
+        self._release_landed(claimed)
         for follower, since in catch_up.items():
             await self._catch_up(follower, since)
         for follow in self.active_follows():
@@ -295,6 +302,24 @@ class CopyService:
             self.delta.start()
         self._started = True
         return events
+
+    async def _claim_unresolved(self) -> list[tuple[str, str | None]]:
+        """Claim the journal's open entries (orders that may be at the venue) before they are resolved: the
+        registry knows them from the first moment of a restart. Returns the (cloid, leader) claimed."""
+        claimed = []
+        for entry in await self.journal.unresolved():
+            if entry.follower in self.venues:
+                self.owners.claim(entry.cloid, copy_owner(entry.leader))
+                claimed.append((entry.cloid, entry.leader))
+        return claimed
+
+    def _release_landed(self, claimed: Iterable[tuple[str, str | None]]) -> None:
+        """After start-up recovery, the entries it settled are ours no longer; the orders it sent again are
+        flights (claimed and released by the ledger)."""
+        flying = {c.lower() for c in self.ledger.in_flight_cloids()}
+        for cloid, leader in claimed:
+            if cloid.lower() not in flying:
+                self.owners.release(cloid, copy_owner(leader))
 
     async def close(self) -> None:
         """Stop every task and stream; the journal is left as it is (nothing half-written)."""
