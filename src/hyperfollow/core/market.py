@@ -442,11 +442,10 @@ class MarketCache:
                     self._bus.publish_nowait(event)
                 except Backpressure:  # a blocked reader must never stop the watchdog: it is told next time
                     log.warning("market.stale_unpublished", feed=event.feed, coin=event.coin)
-                    self._feeds_for(event).stale = isinstance(event, FeedFresh)
+                    feed = self._feeds.get(FeedKey(FeedKind(event.feed), event.coin))
+                    if feed is not None:
+                        feed.stale = isinstance(event, FeedFresh)
         return events
-
-    def _feeds_for(self, event: FeedStale | FeedFresh) -> _Feed:
-        return self._feeds[FeedKey(FeedKind(event.feed), event.coin)]
 
     def _start_watchdog(self) -> None:
         if self._bus is None or self._watchdog is not None:

@@ -369,3 +369,24 @@ async def test_closed_bars_are_served_from_memory_and_the_open_bar_is_read_again
     assert market.reads == ["candles:ETH:1m"]  # all closed: the second came from memory
     await cache.bars("ETH", "1m", start, end + 60_000)  # reaches the bar still open
     assert market.reads == ["candles:ETH:1m"] * 2
+
+
+async def test_a_full_blocking_reader_gets_the_stale_report_at_the_next_check(
+    venue: tuple[EmbeddedExchange, SimVenue],
+) -> None:
+    _, v = venue
+    clock = SimClock(start_ms=START_MS)
+    bus = Bus()
+    risk = bus.subscribe(FeedStale, maxsize=1, overflow=Overflow.BLOCK, name="risk")
+    cache, _ = cache_over(v, clock, bus, bbo_stale_secs=2.0)
+    async with cache.subscribe_bbo("ETH"):
+        await spin()
+        bus.publish_nowait(FeedStale(ts_event=0, ts_init=0, feed="book", coin="BTC", age_ns=0))  # fills it
+        assert [type(e) for e in cache.check()] == []
+        await clock.advance(3.0)  # stale at the 3 s tick; the reader's queue is full: not delivered
+        assert cache.is_stale(FeedKey(FeedKind.BBO, "ETH"))
+        assert risk.get_nowait().coin == "BTC"
+        [event] = cache.check()  # reported again, now that there is room
+        assert isinstance(event, FeedStale)
+        assert risk.get_nowait() == event
+        assert cache.check() == []
