@@ -442,9 +442,9 @@ class MarketCache:
                     self._bus.publish_nowait(event)
                 except Backpressure:  # a blocked reader must never stop the watchdog: it is told next time
                     log.warning("market.stale_unpublished", feed=event.feed, coin=event.coin)
-                    feed = self._feeds.get(FeedKey(FeedKind(event.feed), event.coin))
-                    if feed is not None:
-                        feed.stale = isinstance(event, FeedFresh)
+                    missed = self._feeds.get(FeedKey(FeedKind(event.feed), event.coin))
+                    if missed is not None:
+                        missed.stale = isinstance(event, FeedFresh)
         return events
 
     def _start_watchdog(self) -> None:
