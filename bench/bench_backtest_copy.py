@@ -1,6 +1,6 @@
 """Copying a wallet in a backtest: real leader fills through the full copy engine and risk layer.
 
-``hyperfollow backtest copy`` (``backtest.copy.run_copy_backtest``) on three real leaders, one run each, with
+``hyperfollow backtest copy`` (``app.backtest_copy.run_copy_backtest``) on three real leaders, one run each, with
 the default follow settings and exits, 300 ms latency and a $10,000 follower:
 
 * the copyscalper's UI trade-history export (``../shared/fixtures/real/leader_copyscalper_202511``, 8,347
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import structlog
 
-from hyperfollow.backtest.copy import run_copy_backtest
+from hyperfollow.app.backtest_copy import run_copy_backtest
 from hyperfollow.backtest.data.fills import FillHistory, load_fills
 from hyperfollow.backtest.metrics import compute_metrics
 from hyperfollow.copy.model import FollowSettings

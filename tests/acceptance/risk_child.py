@@ -27,6 +27,7 @@ from hyperfollow.adapters.hyperliquid.venue import connect
 from hyperfollow.app.logging import configure_logging
 from hyperfollow.app.risk_run import start_risk
 from hyperfollow.core.clock import LiveClock
+from hyperfollow.core.orders import OrderOwners
 from hyperfollow.risk.exits import ExitPolicy
 from hyperfollow.risk.service import RiskSettings
 from hyperfollow.store import Store
@@ -59,7 +60,7 @@ async def main(args: argparse.Namespace) -> None:
     restored = await RiskPersistence(store, clock=wall_ms).restore([args.account])  # for the log line only
     # the app's own wiring (what `hyperfollow copy` runs): holdings and states restored, changes stored
     svc = await start_risk(
-        {args.account: venue}, store, clock=LiveClock(), owns=lambda _cloid: False, settings=SETTINGS
+        {args.account: venue}, store, clock=LiveClock(), owners=OrderOwners(), settings=SETTINGS
     )
     log.info("child.ready", pid=os.getpid(), restored=[h.coin for h in restored], held=len(svc.book))
     stop = asyncio.Event()

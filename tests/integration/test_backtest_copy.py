@@ -28,8 +28,8 @@ import pytest
 import pytest_asyncio
 from typer.testing import CliRunner
 
+from hyperfollow.app.backtest_copy import CopyBacktest
 from hyperfollow.app.cli import app
-from hyperfollow.backtest.copy import CopyBacktest
 from hyperfollow.backtest.data.fills import FillHistory, load_fills
 from hyperfollow.backtest.metrics import BacktestResult
 from hyperfollow.backtest.report import write_report

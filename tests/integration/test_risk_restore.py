@@ -8,6 +8,7 @@ from pathlib import Path
 from hyperfollow.adapters.sim import SimVenue
 from hyperfollow.app.risk_run import start_risk
 from hyperfollow.core.clock import LiveClock
+from hyperfollow.core.orders import OrderOwners
 from hyperfollow.exchange.embedded import EmbeddedExchange
 from hyperfollow.risk.breakers import BreakerReason, StateChange
 from hyperfollow.risk.gate import TradingState
@@ -25,7 +26,7 @@ async def test_a_halted_account_is_still_halted_after_a_restart(tmp_path: Path) 
     store = await Store.open_migrated(f"sqlite+aiosqlite:///{tmp_path / 'risk.db'}")
     try:
         clock = LiveClock(wall_ms=exchange.clock.now_ms)
-        first = await start_risk({OURS: venue}, store, clock=clock, owns=lambda _cloid: False)
+        first = await start_risk({OURS: venue}, store, clock=clock, owners=OrderOwners())
         assert first.state(OURS) is TradingState.ACTIVE
         halt = StateChange(
             TradingState.ACTIVE, TradingState.HALTED, BreakerReason.DAILY_LOSS, "loss", clock.now_ms()
@@ -34,7 +35,7 @@ async def test_a_halted_account_is_still_halted_after_a_restart(tmp_path: Path) 
             OURS, halt
         )  # what the breaker tick stores
         await first.close()
-        second = await start_risk({OURS: venue}, store, clock=clock, owns=lambda _cloid: False)
+        second = await start_risk({OURS: venue}, store, clock=clock, owners=OrderOwners())
         try:
             assert second.state(OURS) is TradingState.HALTED
             await second.breaker_tick()

@@ -2,7 +2,7 @@
 
 ``hyperfollow backtest copy --leader-fills FILE [--slot acc9] --config follow.toml --out DIR`` re-trades a
 leader's recorded fills on the embedded exchange and runs the real copy engine and risk layer against them
-with the follow's settings and exit policy (``backtest.copy``); the report goes to ``DIR`` (summary.json,
+with the follow's settings and exit policy (``app.backtest_copy``); the report goes to ``DIR`` (summary.json,
 trades.csv, equity.csv, equity.png, report.html).
 """
 
@@ -17,8 +17,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from hyperfollow.app.backtest_copy import DEFAULT_LATENCY_MS, BacktestError, run_copy_backtest
 from hyperfollow.app.follow_config import FollowConfigError, FollowSpec, load_copy_config
-from hyperfollow.backtest.copy import DEFAULT_LATENCY_MS, BacktestError, run_copy_backtest
 from hyperfollow.backtest.copy_inputs import meta_path_for, price_files, price_points, read_meta
 from hyperfollow.backtest.data.fills import FillHistory, load_fills
 from hyperfollow.backtest.progress import ReplayProgress

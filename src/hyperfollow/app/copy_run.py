@@ -587,7 +587,7 @@ async def copy_follows(
             {follower: venue},
             store,
             clock=service.clock,
-            owns=service.owns,
+            owners=service.owners,
             policy_for=policy_by_leader(service.ledger, policies, ExitPolicy()),
         )
         run.risk = risk

@@ -233,7 +233,7 @@ async def _copy(
                 risk_counts["exits"] += 1
 
         risk = await start_risk(
-            {follower: venue}, store, clock=clock, owns=service.owns, listeners=[count_risk]
+            {follower: venue}, store, clock=clock, owners=service.owners, listeners=[count_risk]
         )
         run.risk = risk
         await service.start()  # after the risk service: it sees the copies open (none is "unknown")

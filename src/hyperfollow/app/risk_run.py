@@ -2,8 +2,9 @@
 
 Wiring only: the pieces are ``risk.service.RiskService`` (scan, stops, stale orders, breakers, reconciliation)
 and ``store.risk_persist.RiskPersistence`` (holdings and state changes in the same database as the copy
-journal). The copy engine owns its orders (``owns``, e.g. ``CopyService.owns``): the risk service never sweeps
-them as stale nor cancels them as orphans.
+journal). Orders are owned through one registry for the process (``owners``, ``core.orders``: the copy
+engine's ``CopyService.owners``): the risk service never sweeps an owned order as stale nor cancels it as an
+orphan, and claims its own stops there.
 
 The dead man's switch is off here: the venue's ``scheduleCancel`` cancels *every* open order of the account,
 trigger orders included, so a process that dies would lose its native stops one window later - the opposite of
@@ -15,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 from hyperfollow.copy.state import Ledger
+from hyperfollow.core.orders import OrderOwners
 from hyperfollow.ports.clock import Clock
 from hyperfollow.ports.venue import Venue
 from hyperfollow.risk.exits import ExitPolicy
@@ -28,7 +30,7 @@ async def start_risk(
     store: Store | None,
     *,
     clock: Clock,
-    owns: Callable[[str], bool],
+    owners: OrderOwners,
     settings: RiskSettings | None = None,
     policy_for: Callable[[str, str], ExitPolicy] | None = None,
     listeners: Sequence[Callable[[RiskEvent], None]] = (),
@@ -46,7 +48,7 @@ async def start_risk(
         venues,
         clock=clock,
         settings=settings or RiskSettings(deadman=False),
-        owns=owns,
+        owners=owners,
         restore=restore,
         on_state_change=persist.on_state_change if persist is not None else None,
         on_holdings_change=persist.save_holdings if persist is not None else None,

@@ -37,7 +37,6 @@ from hyperfollow.copy import closing, startup
 from hyperfollow.copy.delta_loop import DeltaLoop
 from hyperfollow.copy.journal import CopyJournal, Cursor, Follow, advance_cursor
 from hyperfollow.copy.lifecycle import against_net, decide_join
-from hyperfollow.copy.mids import MidsCache
 from hyperfollow.copy.mirror_loop import MirrorLoop, Pump, Received
 from hyperfollow.copy.model import (
     CopyMode,
@@ -50,7 +49,9 @@ from hyperfollow.copy.model import (
 )
 from hyperfollow.copy.risk_glue import RiskGlue
 from hyperfollow.copy.sending import OrderJob, Sender
-from hyperfollow.copy.state import CopyEvent, EventHub, EventKind, Ledger, TtlCache
+from hyperfollow.copy.state import COPY, CopyEvent, EventHub, EventKind, Ledger, TtlCache, copy_owner
+from hyperfollow.core.market import CacheSettings, MarketCache, MarketSubscription
+from hyperfollow.core.orders import OrderOwners
 from hyperfollow.domain.errors import UnknownInstrument
 from hyperfollow.domain.model import AccountSnapshot, Fill
 from hyperfollow.domain.rules import Instrument
@@ -100,6 +101,8 @@ class CopyService:
         leader_venue: Venue | None = None,
         config: ServiceConfig | None = None,
         clock: Clock,
+        market_cache: MarketCache | None = None,
+        owners: OrderOwners | None = None,
     ) -> None:
         if not venues and leader_venue is None:
             raise ValueError("the copy service needs at least one venue")
@@ -107,14 +110,18 @@ class CopyService:
         self._leader_venue = leader_venue or next(iter(self.venues.values()))
         self.journal = journal
         self.config = config or ServiceConfig()
-        self.mids = MidsCache(
+        # the process's market-data cache (shared with other strategies when given; over the leader venue)
+        self.cache = market_cache or MarketCache(
             self._leader_venue.market,
             clock=clock,
-            max_age_secs=self.config.marks_max_age_secs,
-            retry_secs=self.config.stream_retry_secs,
+            settings=CacheSettings(
+                marks_max_age_secs=self.config.marks_max_age_secs, retry_secs=self.config.stream_retry_secs
+            ),
         )
+        self._mids_feed: MarketSubscription | None = None
         self.clock = clock
-        self.ledger = Ledger()
+        self.owners = owners if owners is not None else OrderOwners()  # whose each order is (core.orders)
+        self.ledger = Ledger(self.owners)
         self.hub = EventHub()
         self._follows: dict[tuple[str, str], Follow] = {}
         self._cursors: dict[tuple[str, str], Cursor] = {}
@@ -173,15 +180,16 @@ class CopyService:
 
     def mid(self, coin: str) -> Decimal | None:
         """The last mid seen for ``coin`` (streamed or read), without a request."""
-        return self.mids.get(coin)
+        return self.cache.mid(coin)
 
     def last_market_data_ms(self, now_ms: int) -> int | None:
         """When the newest mid arrived, on the service's clock."""
-        return self.mids.last_seen_ms(now_ms)
+        return self.cache.last_mid_ms(now_ms)
 
     async def marks(self, coins: Iterable[str] | None = None) -> dict[str, Decimal]:
-        """Mids (see ``copy.mids``): no request on the hot path when the streamed ones are fresh."""
-        return await self.mids.marks(coins)
+        """Mids (``core.market``): no request on the hot path while the streamed ones are younger than
+        ``marks_max_age_secs``."""
+        return await self.cache.marks(coins, max_age_secs=self.config.marks_max_age_secs)
 
     async def leader_snapshot(self, leader: str, *, fresh: bool = False) -> AccountSnapshot:
         now = self.now_ms()
@@ -250,9 +258,11 @@ class CopyService:
 
     def owns(self, cloid: str) -> bool:
         """Whether ``cloid`` is an order of this engine still at work (a maker order resting under its
-        watchdog, an order awaiting its answer or its fills): the narrow handle the risk service asks before
-        it sweeps an order as stale or cancels it as an orphan."""
-        return cloid.lower() in self.ledger.in_flight_cloids()
+        watchdog, an order awaiting its answer or its fills, a journal entry being resolved at start-up):
+        its claim in ``owners``, the registry the risk service asks before it sweeps an order as stale or
+        cancels it as an orphan."""
+        owner = self.owners.owner_of(cloid)
+        return owner is not None and owner.strategy == COPY
 
     def events(self) -> AsyncIterator[CopyEvent]:
         """Every event from now on (until ``close``)."""
@@ -277,19 +287,39 @@ class CopyService:
         for follower in self.venues:
             self.ledger.load(await self.journal.positions(follower))
             catch_up[follower] = await startup.fills_from(self, follower)
+        claimed = await self._claim_unresolved()
         events = await startup.recover(self)
+        self._release_landed(claimed)
         for follower, since in catch_up.items():
             await self._catch_up(follower, since)
         for follow in self.active_follows():
             await self._activate(follow, fresh=follow.key in self._fresh)
         self._fresh.clear()
-        if self.config.live_marks:
-            self.mids.start()
+        if self.config.live_marks and self._mids_feed is None:
+            self._mids_feed = self.cache.subscribe_mids()
         await self.mirror.restart()
         if self.config.delta_loop:
             self.delta.start()
         self._started = True
         return events
+
+    async def _claim_unresolved(self) -> list[tuple[str, str | None]]:
+        """Claim the journal's open entries (orders that may be at the venue) before they are resolved: the
+        registry knows them from the first moment of a restart. Returns the (cloid, leader) claimed."""
+        claimed = []
+        for entry in await self.journal.unresolved():
+            if entry.follower in self.venues:
+                self.owners.claim(entry.cloid, copy_owner(entry.leader))
+                claimed.append((entry.cloid, entry.leader))
+        return claimed
+
+    def _release_landed(self, claimed: Iterable[tuple[str, str | None]]) -> None:
+        """After start-up recovery, the entries it settled are ours no longer; the orders it sent again are
+        flights (claimed and released by the ledger)."""
+        flying = {c.lower() for c in self.ledger.in_flight_cloids()}
+        for cloid, leader in claimed:
+            if cloid.lower() not in flying:
+                self.owners.release(cloid, copy_owner(leader))
 
     async def close(self) -> None:
         """Stop every task and stream; the journal is left as it is (nothing half-written)."""
@@ -298,7 +328,9 @@ class CopyService:
         for pump in self._fill_pumps:
             await pump.stop()
         self._fill_pumps = []
-        await self.mids.stop()
+        if self._mids_feed is not None:
+            await self._mids_feed.aclose()
+            self._mids_feed = None
         tasks = [*self._background, *self.risk.tasks]
         for task in tasks:
             task.cancel()

@@ -5,6 +5,10 @@ The ledger is what decisions read as "our position for this follow". Fills are t
 persists each one and returns the leader's new position), but a taker order's ack comes back before its
 fills arrive on the account stream, and the next leader fill must already see it. So each order we send is
 a *flight*: its acked fill size counts until its fills have arrived; then the fills alone count.
+
+A flight is what the copy engine owns: each one's cloid (and its taker fallback's) is claimed in the
+process's order-ownership registry (``core.orders``) under ``Owner("copy", leader)`` while it flies, and
+released when it lands, so the risk layer never sweeps a copy's order as stale nor cancels it as an orphan.
 """
 
 from __future__ import annotations
@@ -18,12 +22,20 @@ from typing import Generic, TypeVar
 
 from hyperfollow.copy.journal import ZERO, HeldPosition, RecordedCopyFill
 from hyperfollow.copy.model import SkipReason
+from hyperfollow.core.orders import OrderOwners, Owner
 from hyperfollow.domain.model import Fill, Side
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 PositionKey = tuple[str, str, str]  # follower, leader, coin
+
+COPY = "copy"  # the copy engine's name as an order owner
+
+
+def copy_owner(leader: str | None) -> Owner:
+    """The owner of the orders copying ``leader``."""
+    return Owner(COPY, (leader or "").lower())
 
 
 @dataclass(slots=True)
@@ -32,6 +44,7 @@ class _Flight:
     sign: int
     acked: Decimal = ZERO  # filled per the execution result
     seen: Decimal = ZERO  # filled per the fills received
+    aliases: tuple[str, ...] = ()
 
     @property
     def pending(self) -> Decimal:
@@ -42,10 +55,11 @@ class Ledger:
     """Our positions by (follower, leader, coin), plus what acked orders filled and the fill stream has
     not delivered yet."""
 
-    def __init__(self) -> None:
+    def __init__(self, owners: OrderOwners | None = None) -> None:
         self._held: dict[PositionKey, HeldPosition] = {}
         self._flights: dict[str, _Flight] = {}
         self._alias: dict[str, str] = {}  # a maker order's taker fallback cloid -> the journalled cloid
+        self.owners = owners if owners is not None else OrderOwners()  # the flights' cloids are claimed
 
     def load(self, positions: Iterable[HeldPosition]) -> None:
         for p in positions:
@@ -94,8 +108,11 @@ class Ledger:
     # ------------------------------------------------------------------ orders and fills
 
     def sent(self, cloid: str, key: PositionKey, side: Side, *, aliases: Iterable[str] = ()) -> None:
-        """An order is about to be sent (its fills count for ``key``)."""
-        self._flights[cloid] = _Flight(key, 1 if side is Side.BUY else -1)
+        """An order is about to be sent (its fills count for ``key``); claimed for the follow's leader."""
+        aliases = tuple(aliases)
+        owner = copy_owner(key[1])
+        self.owners.claim_all((cloid, *aliases), owner)
+        self._flights[cloid] = _Flight(key, 1 if side is Side.BUY else -1, aliases=aliases)
         for alias in aliases:
             self._alias[alias] = cloid
 
@@ -138,13 +155,20 @@ class Ledger:
     def _prune(self, cloid: str, flight: _Flight) -> None:
         # Kept while the ack may still come (acked == 0 and nothing seen) or fills are missing.
         if flight.acked > 0 and flight.seen >= flight.acked:
-            del self._flights[cloid]
+            self._land(cloid, flight)
 
     def settle(self, cloid: str) -> None:
         """Forget a flight whose order ended with nothing filled."""
         flight = self._flights.get(cloid)
         if flight is not None and flight.acked == 0 and flight.seen == 0:
-            del self._flights[cloid]
+            self._land(cloid, flight)
+
+    def _land(self, cloid: str, flight: _Flight) -> None:
+        """The flight is over: its orders are no longer the copy engine's to watch."""
+        del self._flights[cloid]
+        owner = copy_owner(flight.key[1])
+        for ref in (cloid, *flight.aliases):
+            self.owners.release(ref, owner)
 
     def clamp_to_live(self, follower: str, live: Mapping[str, Decimal]) -> list[PositionKey]:
         """Bring the follower's attributed positions within the venue's (the truth): a coin where the venue

@@ -8,8 +8,9 @@ For a set of accounts (one ``Venue`` per account, sharing the market data of the
   closes, or partial closes for take-profit tiers, the ``ExitReason`` as the reason), then the stop keeper
   for the positions whose native stop moved or whose size changed;
 * every ``pending_check_secs``: open orders older than ``pending_timeout_secs`` that no component owns are
-  cancelled to free margin. Owned orders are never swept: our own stops, and whatever ``owns(cloid)`` (the
-  narrow handle of the other components, e.g. the copy engine's resting maker orders) claims; trigger
+  cancelled to free margin. Owned orders are never swept: whatever the order-ownership registry
+  (``owners``, ``core.orders``, shared with the other components of the process) says someone owns: our own
+  stops (``Owner("risk", "stop")``), the copy engine's resting maker orders and orders in flight; trigger
   orders, ours or not, are left alone too (stops and take-profits wait by design). The open orders come
   from the order-update stream (``risk.orders.OpenOrderBook``), not from polling ``frontendOpenOrders``
   (weight 20 per dex: every 2 s on two dexes it would spend the whole per-IP budget); a REST read refreshes
@@ -21,7 +22,7 @@ For a set of accounts (one ``Venue`` per account, sharing the market data of the
   HALTED with ``flatten`` closes every position of the account;
 * a dead man's switch per account, renewed while :meth:`RiskService.healthy`;
 * reconciliation at start, every ``reconcile_interval_secs`` and after any stream gap: flat sweep, adoption
-  (default policy, ``risk.adopted``), record fixes, orphan orders (neither our stops nor owned) cancelled.
+  (default policy, ``risk.adopted``), record fixes, orphan orders (owned by no one) cancelled.
 
 Every loop and stream is supervised: an exception (a venue error, a database error, a bug) is logged with
 the loop's name (``risk.loop_failed``), the loop goes on after a capped backoff, and :meth:`healthy` is
@@ -48,6 +49,7 @@ from typing import Any
 
 import structlog
 
+from hyperfollow.core.orders import OrderOwners, Owner
 from hyperfollow.domain.errors import OutcomeUnknown, TransientError, VenueRejected
 from hyperfollow.domain.model import CancelRequest, Fill, OrderState
 from hyperfollow.ports.clock import Clock
@@ -121,7 +123,7 @@ class RiskService:
         settings: RiskSettings | None = None,
         lock: CloseLock | None = None,
         closer: ExactlyOnceCloser | None = None,
-        owns: Callable[[str], bool] | None = None,
+        owners: OrderOwners | None = None,
         policy_for: Callable[[str, str], ExitPolicy] | None = None,
         on_state_change: Callable[[str, StateChange], Awaitable[None] | None] | None = None,
         restore: Iterable[Holding] = (),
@@ -137,14 +139,14 @@ class RiskService:
         self.closer = closer or ExactlyOnceCloser(
             self.venues, lock or LocalCloseLock(clock=clock), clock=clock
         )
+        self.owners = owners if owners is not None else OrderOwners()  # whose each order is
         self.stops = StopKeeper(
             {a: v.gateway for a, v in self.venues.items()}, self.market, clock=clock,
-            min_step_pct=s.stop_min_step_pct, max_moves_per_min=s.stop_max_moves_per_min,
+            min_step_pct=s.stop_min_step_pct, max_moves_per_min=s.stop_max_moves_per_min, owners=self.owners,
         )  # fmt: skip
         self.book = PositionBook()
         for holding in restore:  # our records from before a restart (the store's): reconciled at start
             self.book.upsert(replace(holding, account=holding.account.lower()))
-        self._owns = owns or (lambda _cloid: False)  # another component's order (never swept nor orphaned)
         self.open_orders = OpenOrderBook()
         self._order_streams: set[str] = set()  # accounts whose open orders the stream keeps
         self._failing: dict[str, str] = {}  # loop or stream name -> its last error, while it fails
@@ -450,8 +452,12 @@ class RiskService:
     # ------------------------------------------------------------------ stale pending orders
 
     def owned(self, account: str, order: OrderState) -> bool:
-        """The order belongs to a component: one of our stops, or one ``owns`` claims."""
-        return self.stops.is_stop(account, order) or (order.cloid is not None and self._owns(order.cloid))
+        """The order belongs to a component: one of our stops, or one claimed in ``owners``."""
+        return self.stops.is_stop(account, order) or self.owners.owns(order.cloid)
+
+    def owner_of(self, order: OrderState) -> Owner | None:
+        """Whose ``order`` is (a UI's question), None when no component owns it."""
+        return self.owners.owner_of(order.cloid)
 
     def _stale(self, account: str, orders: Iterable[OrderState], now: int) -> list[OrderState]:
         timeout_ms = int(self.settings.pending_timeout_secs * 1000)
@@ -595,7 +601,7 @@ class RiskService:
             coins = set(records) | set(positions) | {o.coin for o in orders}
             instruments = {c: await self.market.instrument(c) for c in coins}
             ours = set(self.stops.cloids(account)) | {
-                o.cloid.lower() for o in orders if o.cloid is not None and self._owns(o.cloid)
+                o.cloid.lower() for o in orders if o.cloid is not None and self.owners.owns(o.cloid)
             }
             live = {c: p.size for c, p in positions.items()}
             actions = reconcile(records, live, orders, ours, instruments)

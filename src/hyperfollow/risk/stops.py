@@ -13,6 +13,8 @@ at the position's native stop (``exits.native_stop_price``), sized to the live p
 * cloids are deterministic, ``cloid_for(account, coin, "stop", epoch)`` with the epoch counting the
   placements of that (account, coin): after a restart :meth:`StopKeeper.adopt` recognises its own orders
   among the open ones by recomputing them (a bounded search of epochs);
+* each stop kept is claimed in the order-ownership registry (``core.orders``) as ``Owner("risk", "stop")``
+  and released when the keeper lets it go, so no sweep takes it for someone else's;
 * actions are counted in a sliding minute: trailing moves beyond ``max_moves_per_min`` are skipped (logged
   ``risk.stop_move_skipped``) to keep the address budget for closes. Placing, resizing and cancelling a
   stop are protection and always go.
@@ -27,6 +29,7 @@ from decimal import Decimal
 
 import structlog
 
+from hyperfollow.core.orders import OrderOwners, Owner
 from hyperfollow.domain.errors import OrderNotFound, TransientError, VenueRejected
 from hyperfollow.domain.ids import cloid_for
 from hyperfollow.domain.model import CancelRequest, OrderAck, OrderRequest, OrderState, Side, TpSl, Trigger
@@ -40,6 +43,7 @@ log = structlog.get_logger(__name__)
 HUNDRED = Decimal(100)
 MINUTE_MS = 60_000
 ADOPT_EPOCHS = 4096  # how many placements of one (account, coin) a restart still recognises
+STOP_OWNER = Owner("risk", "stop")
 
 
 def stop_cloid(account: str, coin: str, epoch: int) -> str:
@@ -104,8 +108,10 @@ class StopKeeper:
         min_step_pct: Decimal = Decimal("0.5"),
         slippage_pct: Decimal = Decimal(10),
         max_moves_per_min: int = 20,
+        owners: OrderOwners | None = None,
     ) -> None:
         self._gateways = {a.lower(): g for a, g in gateways.items()}
+        self.owners = owners if owners is not None else OrderOwners()
         self._market = market
         self._clock = clock
         self.min_step_pct = min_step_pct
@@ -159,8 +165,8 @@ class StopKeeper:
             if epoch is None:
                 continue
             protects = order.size if order.side is Side.SELL else -order.size  # a sell stop guards a long
-            self._stops[key] = StopOrder(order.coin, order.cloid.lower(), epoch, order.trigger_price,
-                                         protects, order.oid)  # fmt: skip
+            self._keep(key, StopOrder(order.coin, order.cloid.lower(), epoch, order.trigger_price,
+                                      protects, order.oid))  # fmt: skip
             self._epochs[key] = max(self._epochs.get(key, 0), epoch + 1)
             adopted.append(order)
             log.info("risk.stop_adopted", account=account, coin=order.coin, cloid=order.cloid, epoch=epoch)
@@ -175,7 +181,20 @@ class StopKeeper:
 
     def forget(self, account: str, coin: str) -> None:
         """Drop our record of a stop the venue no longer holds (it fired, or was cancelled for us)."""
-        self._stops.pop((account.lower(), coin), None)
+        self._drop((account.lower(), coin))
+
+    def _keep(self, key: tuple[str, str], stop: StopOrder) -> None:
+        """``stop`` is the one kept for ``key`` (claimed; the one it replaces released)."""
+        old = self._stops.get(key)
+        self.owners.claim(stop.cloid, STOP_OWNER)
+        self._stops[key] = stop
+        if old is not None and old.cloid != stop.cloid:
+            self.owners.release(old.cloid, STOP_OWNER)
+
+    def _drop(self, key: tuple[str, str]) -> None:
+        old = self._stops.pop(key, None)
+        if old is not None:
+            self.owners.release(old.cloid, STOP_OWNER)
 
     # ------------------------------------------------------------------ syncing
 
@@ -254,7 +273,7 @@ class StopKeeper:
                 report.failed.append(stop.cloid)
                 continue
             stop.oid = result.oid
-            self._stops[(account, stop.coin)] = stop
+            self._keep((account, stop.coin), stop)
             report.placed.append(stop.cloid)
             log.info("risk.stop_placed", account=account, coin=stop.coin, trigger=str(stop.trigger),
                      size=str(stop.size), cloid=stop.cloid)  # fmt: skip
@@ -270,7 +289,7 @@ class StopKeeper:
         except VenueRejected as exc:
             # The old stop is gone (fired, or cancelled by the dead man's switch): place it afresh.
             log.info("risk.stop_move_replaced", account=account, coin=kept.coin, error=str(exc))
-            self._stops.pop((account, kept.coin), None)
+            self._drop((account, kept.coin))
             await self._place(account, [(new, self._request(inst, new))], report)
             return
         except TransientError as exc:
@@ -278,7 +297,7 @@ class StopKeeper:
             report.failed.append(kept.cloid)
             return
         new.oid = ack.oid
-        self._stops[(account, kept.coin)] = new
+        self._keep((account, kept.coin), new)
         report.moved.append(new.cloid)
         log.info("risk.stop_moved", account=account, coin=kept.coin, old=str(kept.trigger), new=str(trigger),
                  size=str(size), cloid=new.cloid)  # fmt: skip
@@ -298,6 +317,6 @@ class StopKeeper:
                 log.warning("risk.stop_cancel_failed", account=account, coin=stop.coin, error=str(error))
                 report.failed.append(stop.cloid)
                 continue
-            self._stops.pop((account, stop.coin), None)  # cancelled, or already gone: either way not there
+            self._drop((account, stop.coin))  # cancelled, or already gone: either way not there
             report.cancelled.append(stop.cloid)
             log.info("risk.stop_cancelled", account=account, coin=stop.coin, cloid=stop.cloid)

@@ -28,6 +28,7 @@ from hyperfollow.copy.model import (
 from hyperfollow.copy.service import CopyService, ServiceConfig
 from hyperfollow.copy.state import CopyEvent, EventKind
 from hyperfollow.core.clock import LiveClock
+from hyperfollow.core.market import MIDS, MarketCache
 from hyperfollow.domain.ids import cloid_for
 from hyperfollow.domain.model import OrderRequest, Side, Tif
 from hyperfollow.exchange.embedded import EmbeddedExchange
@@ -554,6 +555,42 @@ async def test_streamed_mids_serve_the_hot_path_and_stale_coins_are_read_again(w
     assert calls == []  # the allMids stream had it: no request
     await svc.marks({"xyz:TSLA"} if "xyz:TSLA" not in fresh else {"NOPE"})
     assert calls == [1]  # a coin the stream has not shown: one REST read
+
+
+async def test_the_copy_engine_shares_the_process_market_cache_one_mids_stream(world: World) -> None:
+    leader_market = world.leaders[LEADER].market
+    opened: list[object] = []
+    real_stream = leader_market.stream_mids
+
+    def counting_stream() -> object:
+        stream = real_stream()
+        opened.append(stream)
+        return stream
+
+    leader_market.stream_mids = counting_stream  # type: ignore[assignment,method-assign]
+    cache = MarketCache(leader_market, clock=LiveClock(wall_ms=world.exchange.clock.now_ms))
+    other = cache.subscribe_mids()  # another strategy of the process, subscribed first
+    follower = SimVenue(world.exchange, F1)
+    world.venues.append(follower)
+    svc = CopyService(
+        {F1: follower}, world.journal, leader_venue=world.leaders[LEADER],
+        config=ServiceConfig(delta_loop=False), clock=LiveClock(wall_ms=world.exchange.clock.now_ms),
+        market_cache=cache,
+    )  # fmt: skip
+    world.services.append(svc)
+    await svc.follow(F1, LEADER, TENTH)
+    await svc.start()
+    assert svc.cache is cache
+    assert cache.subscribers(MIDS) == 2
+    assert len(opened) == 1  # one venue stream for both
+    await asyncio.sleep(0.01)
+    assert svc.mid("ETH") == cache.mid("ETH")
+    assert svc.mid("ETH") is not None
+    await svc.close()
+    assert cache.subscribers(MIDS) == 1  # the other strategy keeps its stream
+    assert not getattr(opened[0], "closed")  # noqa: B009
+    await other.aclose()
+    assert getattr(opened[0], "closed")  # noqa: B009
 
 
 async def test_our_own_fills_never_make_a_copy_wait_for_the_follower_snapshot(world: World) -> None:

@@ -15,6 +15,7 @@ from structlog.testing import capture_logs
 
 from hyperfollow.adapters.sim import SimVenue
 from hyperfollow.core.clock import LiveClock
+from hyperfollow.core.orders import OrderOwners, Owner
 from hyperfollow.domain.model import OrderRequest, OrderState, Side, Tif
 from hyperfollow.domain.rules import Rounding, quantize_price
 from hyperfollow.exchange.embedded import EmbeddedExchange
@@ -23,11 +24,12 @@ from hyperfollow.risk.exits import ExitPolicy, ExitState, TakeProfitTier
 from hyperfollow.risk.gate import RiskLimits, TradingState
 from hyperfollow.risk.scan import Holding
 from hyperfollow.risk.service import RiskService, RiskSettings
-from hyperfollow.risk.stops import stop_cloid
+from hyperfollow.risk.stops import STOP_OWNER, stop_cloid
 
 START_MS = 1_767_225_600_000
 OURS = "0x" + "e1" * 20
 HOUR = 3600.0
+COPY_OWNER = Owner("copy", "0x" + "1e" * 20)
 PRICE_STOP_5 = ExitPolicy(stop_loss_roe_pct=None, stop_loss_price_pct=Decimal(5))
 
 
@@ -269,7 +271,8 @@ async def test_reconcile_adopts_an_unknown_position_sweeps_a_flat_record_and_can
         OURS, "BTC", Decimal("0.01"), Decimal(90000), Decimal(10), ExitPolicy(), ExitState(START_MS)
     )
     with capture_logs() as logs:
-        svc = await started(ex, v, settings(deadman=True), restore=[ghost], owns={copy_order}.__contains__)
+        svc = await started(ex, v, settings(deadman=True), restore=[ghost],
+                            owners=OrderOwners([(copy_order, COPY_OWNER)]))  # fmt: skip
     try:
         events = [e["event"] for e in logs]
         assert "risk.adopted" in events
@@ -340,7 +343,9 @@ async def test_an_owned_resting_order_is_never_swept_an_unowned_one_is(
 ) -> None:
     ex, v = venue
     maker = "0x" + "5a" * 16  # the copy engine's post-only order, resting under its own watchdog
-    svc = await started(ex, v, settings(), owns={maker}.__contains__)
+    owners = OrderOwners()
+    owners.claim(maker.upper().replace("0X", "0x"), COPY_OWNER)  # the venue's spelling may differ in case
+    svc = await started(ex, v, settings(), owners=owners)
     try:
         owned = await v.gateway.submit(
             OrderRequest("ETH", Side.BUY, Decimal("0.1"), Decimal(2800), cloid=maker)
@@ -349,11 +354,86 @@ async def test_an_owned_resting_order_is_never_swept_an_unowned_one_is(
         await v.step(60_000)  # far beyond the sweep's 5 s
         await settle()
         assert await svc.cancel_stale_orders() == [stranger.oid]
-        assert [o.oid for o in await v.account.open_orders()] == [owned.oid]
+        [kept] = await v.account.open_orders()
+        assert kept.oid == owned.oid
+        assert svc.owner_of(kept) == COPY_OWNER  # whose it is, for a UI
         await svc.reconcile_once()  # nor is it an orphan
         assert [o.oid for o in await v.account.open_orders()] == [owned.oid]
     finally:
         await svc.close()
+
+
+async def test_an_order_its_owner_released_is_swept_like_any_other(
+    venue: tuple[EmbeddedExchange, SimVenue],
+) -> None:
+    ex, v = venue
+    maker = "0x" + "5b" * 16
+    owners = OrderOwners([(maker, COPY_OWNER)])
+    svc = await started(ex, v, settings(), owners=owners)
+    try:
+        order = await v.gateway.submit(
+            OrderRequest("ETH", Side.BUY, Decimal("0.1"), Decimal(2800), cloid=maker)
+        )
+        await v.step(60_000)
+        await settle()
+        assert await svc.cancel_stale_orders() == []
+        assert owners.release(maker, Owner("copy", "someone else")) is None  # only its owner lets it go
+        assert await svc.cancel_stale_orders() == []
+        assert owners.release(maker) == COPY_OWNER  # the copy engine is done with it (its watchdog died)
+        assert await svc.cancel_stale_orders() == [order.oid]
+        assert await v.account.open_orders() == []
+    finally:
+        await svc.close()
+
+
+async def test_the_risk_services_own_stops_are_owned_by_risk_in_the_shared_registry(
+    venue: tuple[EmbeddedExchange, SimVenue],
+) -> None:
+    ex, v = venue
+    owners = OrderOwners()
+    svc = await started(ex, v, settings(), owners=owners)
+    try:
+        await trade(v, Side.BUY, "0.1")
+        await svc.scan_once()
+        [first] = await stops(v)
+        assert owners.owner_of(first.cloid) == STOP_OWNER
+        assert svc.owner_of(first) == Owner("risk", "stop")
+        await trade(v, Side.BUY, "0.1")  # resized: the stop moves to a new cloid
+        await svc.scan_once()
+        [second] = await stops(v)
+        assert second.cloid != first.cloid
+        assert owners.cloids("risk") == {second.cloid}  # the old one released
+        await v.step(60_000)
+        await settle()
+        await svc.cancel_stale_orders()  # a trigger order, and ours: left alone
+        await svc.reconcile_once()  # nor an orphan
+        assert [o.cloid for o in await stops(v)] == [second.cloid]
+        await trade(v, Side.SELL, "0.2", reduce_only=True)  # flat: the stop is cancelled and released
+        await svc.scan_once()
+        assert await stops(v) == []
+        assert len(owners) == 0
+    finally:
+        await svc.close()
+
+
+async def test_after_a_restart_the_stops_recognised_on_the_venue_are_owned_by_risk(
+    venue: tuple[EmbeddedExchange, SimVenue],
+) -> None:
+    ex, v = venue
+    first = await started(ex, v, settings())
+    await trade(v, Side.BUY, "0.1")
+    await first.scan_once()
+    [stop] = await stops(v)
+    record = first.book.get(OURS, "ETH")
+    assert record is not None
+    await first.stop_tasks()  # killed: the stop stays on the venue
+    owners = OrderOwners()  # the new process's registry starts empty
+    second = await started(ex, v, settings(), restore=[record], owners=owners)
+    try:
+        assert owners.owner_of(stop.cloid) == STOP_OWNER  # adopted at the start-up reconcile
+        assert [o.cloid for o in await stops(v)] == [stop.cloid]
+    finally:
+        await second.close()
 
 
 async def test_the_sweep_reads_open_orders_from_the_stream_not_over_rest(

@@ -270,7 +270,7 @@ class CopyBacktest:
                 {self.follower: self.follower_venue},
                 store,
                 clock=self.time,
-                owns=svc.owns,
+                owners=svc.owners,
                 settings=_RISK_SETTINGS,
                 policy_for=policy_by_leader(svc.ledger, {self.leader: self.exit_policy}, ExitPolicy()),
                 listeners=[self._on_risk_event],
