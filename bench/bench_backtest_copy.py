@@ -1,7 +1,7 @@
 """Copying a wallet in a backtest: real leader fills through the full copy engine and risk layer.
 
-``hyperfollow backtest copy`` (``app.backtest_copy.run_copy_backtest``) on three real leaders, one run each, with
-the default follow settings and exits, 300 ms latency and a $10,000 follower:
+``hyperfollow backtest copy`` (``app.backtest_copy.run_copy_backtest``) on three real leaders, one run each,
+with the default follow settings and exits, 300 ms latency and a $10,000 follower:
 
 * the copyscalper's UI trade-history export (``../shared/fixtures/real/leader_copyscalper_202511``, 8,347
   fills, 10 coins, 4 days);
