@@ -72,7 +72,7 @@ def copy_command(
     config: Annotated[Path, typer.Option("--config", help="follow.toml: the follow's settings and exits")],
     out: Annotated[Path, typer.Option("--out", help="the report folder")],
     slot: Annotated[str | None, typer.Option(help="the slot of an audit envelope, e.g. acc9")] = None,
-    leader: Annotated[str | None, typer.Option(help="which [[follow]] of the file (by leader)")] = None,
+    leader: Annotated[str | None, typer.Option(help="which \\[\\[follow]] of the file (by leader)")] = None,
     prices: Annotated[
         Path | None, typer.Option(help="candles, trades or books (a file or a folder) for prices in between")
     ] = None,
