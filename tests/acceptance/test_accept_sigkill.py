@@ -31,7 +31,6 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from itertools import groupby
 from pathlib import Path
 
 import pytest
@@ -334,8 +333,15 @@ async def test_sigkill_at_random_points_loses_nothing_and_doubles_nothing(
 
     # -- the venue and the store agree, and match the independent calculation
     venue_positions = await op.positions(h.follower_addr)
-    leader_fills = [parse.fill(h.leader_addr, f) for f in await op.fills(h.leader_addr)]
-    orders = [tuple(g) for _, g in groupby(leader_fills, key=lambda f: f.oid)]
+    # in position order: the venue lists an order's fills in no useful order (its trade ids are unordered),
+    # and a leader order sweeping a level of several makers is several fills
+    leader_fills = parse.in_position_order(
+        parse.fill(h.leader_addr, f) for f in await op.fills(h.leader_addr)
+    )
+    by_oid: dict[int, list[Fill]] = {}
+    for f in leader_fills:
+        by_oid.setdefault(f.oid, []).append(f)
+    orders = [tuple(fills) for fills in by_oid.values()]
     async with store.transaction() as tx:
         held: dict[str, Decimal] = {}  # summed over leaders (one here)
         for p in await tx.positions.for_follower(h.follower_addr):
