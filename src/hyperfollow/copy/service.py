@@ -573,3 +573,10 @@ class CopyService:
         if recorded.leader is None:
             log.info("copy.foreign_fill", follower=fill.address, coin=fill.coin, size=str(fill.size),
                      cloid=fill.cloid, liquidation=fill.liquidation)  # fmt: skip
+            # not a copy, yet it shrank the position (the risk layer's stop, a liquidation, a manual close):
+            # the shares go with it, as far as the venue position after this fill says
+            start, end = fill.start_position, fill.start_position + fill.signed_size
+            if abs(end) < abs(start) or start * end < 0:
+                for key in self.ledger.clamp_to_live(follower, {fill.coin: end}, coins={fill.coin}):
+                    log.warning("copy.shares_closed_by_fill", follower=key[0], leader=key[1], coin=key[2],
+                                venue_size=str(end), cloid=fill.cloid)  # fmt: skip

@@ -14,7 +14,7 @@ released when it lands, so the risk layer never sweeps a copy's order as stale n
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -170,14 +170,17 @@ class Ledger:
         for ref in (cloid, *flight.aliases):
             self.owners.release(ref, owner)
 
-    def clamp_to_live(self, follower: str, live: Mapping[str, Decimal]) -> list[PositionKey]:
+    def clamp_to_live(
+        self, follower: str, live: Mapping[str, Decimal], *, coins: Collection[str] | None = None
+    ) -> list[PositionKey]:
         """Bring the follower's attributed positions within the venue's (the truth): a coin where the venue
         holds nothing, or the other side, is zeroed; one where it holds less is scaled down. Returns the
-        keys changed (e.g. a liquidation or a manual close while we were down)."""
+        keys changed (e.g. a liquidation or a manual close while we were down). ``coins``: only these (the
+        others are left as they are, whatever ``live`` says of them)."""
         changed: list[PositionKey] = []
         by_coin: dict[str, list[PositionKey]] = {}
         for key, p in self._held.items():
-            if key[0] == follower and p.size != 0:
+            if key[0] == follower and p.size != 0 and (coins is None or key[2] in coins):
                 by_coin.setdefault(key[2], []).append(key)
         for coin, keys in by_coin.items():
             ours = sum((self._held[k].size for k in keys), ZERO)

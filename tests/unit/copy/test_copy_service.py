@@ -672,3 +672,27 @@ def test_against_net_follows_the_net_through_a_decision() -> None:
     second = replace(_intent("0x" + "e" * 32), side=Side.SELL, reduce_only=True, leg="close")
     out = against_net([close, opens, second], lambda _coin: D("0.1"))
     assert [i.reduce_only for i in out] == [True, False, False]  # after the first two the net is -0.1
+
+
+async def test_a_stop_that_closes_our_copy_closes_it_in_the_ledger_too(world: World) -> None:
+    """A fill that is not a copy (the risk layer's native stop, a manual close) and shrinks the venue position
+    takes the shares with it: the leader's later close has nothing to close, and sends nothing the venue
+    would refuse."""
+    svc = world.service(F1)
+    await svc.follow(F1, LEADER, TENTH)
+    await svc.start()
+    await world.trade(LEADER, Side.BUY, "1")
+    await svc.settle()
+    assert svc.ledger.positions_of(F1, LEADER) == {"ETH": D("0.1")}
+    mid = (await svc.venues[F1].market.mids())["ETH"]
+    stop = OrderRequest(
+        "ETH", Side.SELL, D("0.1"), (mid * D("0.95")).quantize(D("1")), Tif.IOC, reduce_only=True
+    )
+    await svc.venues[F1].gateway.submit(stop)  # not a copy: no cloid of ours
+    await svc.settle()
+    assert await world.position(F1) == 0
+    assert svc.ledger.positions_of(F1, LEADER) == {}
+    await world.trade(LEADER, Side.SELL, "1", reduce_only=True)
+    await svc.settle()
+    assert world.kinds(EventKind.REJECTED) == []
+    assert await world.position(F1) == 0
