@@ -86,7 +86,7 @@ def _tids(fills: list[dict[str, Any]]) -> list[int]:
 
 
 async def _download(venue: Venue, user: str, start: int, end: int, cache: Path) -> tuple[Any, Counting]:
-    client = read_only_client(venue.url, user)
+    client = read_only_client(venue.url)
     counting = Counting(client)
     try:
         return await download_fills(counting, PageCache(cache, venue.url), user, start, end), counting

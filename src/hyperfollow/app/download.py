@@ -25,7 +25,6 @@ import asyncio
 import json
 import os
 import re
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,19 +32,17 @@ from pathlib import Path
 from typing import Annotated, Any, Protocol
 
 import typer
-from pydantic import SecretStr
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
 from hyperfollow.adapters.hyperliquid import parse
-from hyperfollow.adapters.hyperliquid.client import HyperliquidClient
-from hyperfollow.adapters.hyperliquid.config import HyperliquidConfig, is_address, is_mainnet_url, url_host
+from hyperfollow.adapters.hyperliquid.client import HyperliquidInfoClient
+from hyperfollow.adapters.hyperliquid.config import EndpointConfig, is_address, is_mainnet_url, url_host
 from hyperfollow.recordings.candles import INTERVAL_MS, to_ms
 
 FILLS_PAGE = 2000  # userFillsByTime answers at most this many
 CANDLES_PAGE = 5000  # candleSnapshot answers at most this many
-_ZERO_ADDRESS = "0x" + "0" * 40
 
 download_app = typer.Typer(
     help="Fetch a wallet's fills or a coin's candles from the venue (public data), cached on disk.",
@@ -223,15 +220,9 @@ async def download_candles(
 # --------------------------------------------------------------------------------------------- wiring
 
 
-def read_only_client(base_url: str, user: str | None = None) -> HyperliquidClient:
-    """The adapter's client for ``/info`` reads. Its signing key is a throwaway made here (the client wants
-    one; info reads are unsigned), never written anywhere and never used."""
-    config = HyperliquidConfig(
-        base_url=base_url,
-        account_address=user if user and is_address(user) else _ZERO_ADDRESS,
-        secret_key=SecretStr(secrets.token_hex(32)),
-    )
-    return HyperliquidClient(config, max_workers=1)
+def read_only_client(base_url: str) -> HyperliquidInfoClient:
+    """The adapter's client for public ``/info`` reads: no key, and no way to post to ``/exchange``."""
+    return HyperliquidInfoClient(EndpointConfig(base_url=base_url), max_workers=1)
 
 
 def _base_url(network: str | None) -> str:
@@ -300,7 +291,7 @@ def fills_command(
     goal = end_ms if end_ms is not None else int(time.time() * 1000)
 
     async def run() -> tuple[list[dict[str, Any]], DownloadStats]:
-        client = read_only_client(base_url, user)
+        client = read_only_client(base_url)
         try:
             with _progress() as progress:
                 task = progress.add_task("fills", total=max(1, goal - start_ms), detail="")
